@@ -191,5 +191,4 @@ d = { 'settings': { 'branch': 'main',
                               'lema.trainer._optimizer_from_files': ('trainer.html#_optimizer_from_files', 'lema/trainer.py'),
                               'lema.trainer._optimizer_to_files': ('trainer.html#_optimizer_to_files', 'lema/trainer.py'),
                               'lema.trainer._peak_memory_gb': ('trainer.html#_peak_memory_gb', 'lema/trainer.py'),
-                              'lema.trainer._rel': ('trainer.html#_rel', 'lema/trainer.py'),
                               'lema.trainer._unpack': ('trainer.html#_unpack', 'lema/trainer.py')}}}
