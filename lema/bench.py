@@ -192,25 +192,32 @@ def step_work(shape: str, seq: int, batch: int=1, dtype="float32", recompute=Tru
     fwd_layers = 2 * T * layer_mm + attn
     flops = fwd_layers * (3 if recompute else 2) + 2 * head
     loads = max(2 * L - n_slots, L)
-    return dict(flops=flops, streamed_bytes=layer_bytes * loads, layer_bytes=layer_bytes, layers=L)
+    mm = sorted({(T, s[1], s[0]) for n, s in shapes.items() if len(s) == 2 and (".layers." in n or ".h." in n)})
+    return dict(flops=flops, streamed_bytes=layer_bytes * loads, layer_bytes=layer_bytes, layers=L,
+                matmul_shapes=mm)  # (tokens, in, out) of the layers' linears: where the floor's FLOP/s are measured
 
-def measure_floor(device="cpu", dtype="float32", threads=1, n=2048, nbytes=256 * 2**20) -> dict:
-    "Measured matmul FLOP/s (n×n, `dtype`) and layer-copy bandwidth (bytes/s) on `device`."
+def _best_seconds(fn, sync, reps: int) -> float:
+    "The fastest of `reps` timed calls: a floor is what the machine can do, not its average under noise."
+    times = []
+    for _ in range(reps):
+        t = time.perf_counter(); fn(); sync(); times.append(time.perf_counter() - t)
+    return min(times)
+
+def measure_floor(device="cpu", dtype="float32", threads=1, n=2048, nbytes=256 * 2**20, shapes=()) -> dict:
+    "Best matmul FLOP/s (over an n×n square and the step's `shapes` (m, k, n)) and layer-copy bandwidth (bytes/s)."
     torch.set_num_threads(threads)
     dev, dt = torch.device(device), getattr(torch, dtype)
     cuda = dev.type == "cuda"
     sync = (lambda: torch.cuda.synchronize(dev)) if cuda else (lambda: None)
-    a, b = torch.randn(n, n, device=dev, dtype=dt), torch.randn(n, n, device=dev, dtype=dt)
-    a @ b; sync(); reps = 20 if cuda else 2
-    t = time.perf_counter()
-    for _ in range(reps): a @ b
-    sync(); flops = 2 * n**3 * reps / (time.perf_counter() - t)
+    flops, reps = 0.0, 20 if cuda else 5
+    for m, k, n2 in [(n, n, n), *shapes]:
+        a, b = torch.randn(m, k, device=dev, dtype=dt), torch.randn(k, n2, device=dev, dtype=dt)
+        a @ b; sync()  # warm-up
+        flops = max(flops, 2 * m * k * n2 / _best_seconds(lambda: a @ b, sync, reps))
     src = torch.empty(nbytes, dtype=torch.uint8, pin_memory=cuda).fill_(1)
     dst = torch.empty(nbytes, dtype=torch.uint8, device=dev)
     dst.copy_(src, non_blocking=cuda); sync()
-    t = time.perf_counter()
-    for _ in range(5): dst.copy_(src, non_blocking=cuda)
-    sync(); bw = 5 * nbytes / (time.perf_counter() - t)
+    bw = nbytes / _best_seconds(lambda: dst.copy_(src, non_blocking=cuda), sync, 5)
     return dict(matmul_flops_per_s=flops, copy_bytes_per_s=bw)
 
 def floor_seconds(work: dict, floor: dict) -> dict:
@@ -230,7 +237,9 @@ def machine() -> dict:
         m.update(gpu=p.name, gpu_memory_gb=round(p.total_memory / 2**30, 1))
     return m
 
-def compare(shape, seq=256, device="cpu", dtype="float32", trainers=("peft", "peft-gc", "lema"), **kw):
+def compare(shape, seq=256, device="cpu", dtype="float32", trainers=("peft", "peft-gc", "lema"),
+            timing: bool=True,  # False: a memory comparison (a step or two is no timing): no floors, no time ratios
+            **kw):
     "PEFT and LEMA on one shape, each in its own process, with floors and ratios."
     import pandas as pd
     rows = []
@@ -240,7 +249,9 @@ def compare(shape, seq=256, device="cpu", dtype="float32", trainers=("peft", "pe
                     optimizer_offload=t == "lema-offload")
         rows.append(dict(run=t, **run_config(shape=shape, seq=seq, device=device, dtype=dtype, **opts, **kw)))
     df = pd.DataFrame(rows)
-    floor = measure_floor(device, dtype, threads=kw.get("threads", 1))
+    for k, v in machine().items(): df[k] = v
+    if not timing: return df
+    floor = measure_floor(device, dtype, threads=kw.get("threads", 1), shapes=step_work(shape, seq, int(df.batch.iloc[0]))["matmul_shapes"])
     for i, r in df.iterrows():
         fl = floor_seconds(step_work(shape, seq, r["batch"], dtype, recompute=bool(r["gradient_checkpointing"])), floor)
         for k, v in fl.items(): df.loc[i, k] = v
@@ -251,7 +262,10 @@ def compare(shape, seq=256, device="cpu", dtype="float32", trainers=("peft", "pe
         if len(base): df.loc[i, "time_vs_peft_same_gc"] = df.loc[i, "sec_per_step"] / base.iloc[0]
         if len(ref[True]): df.loc[i, "time_vs_peft_gc"] = df.loc[i, "sec_per_step"] / ref[True].iloc[0]
     df.loc[ok, "time_vs_floor"] = df.loc[ok, "sec_per_step"] / df.loc[ok, "floor_s"]
-    for k, v in machine().items(): df[k] = v
+    df["below_floor"] = df["time_vs_floor"] < 1  # impossible: the floor model (or the timing) is wrong for this row
+    if df.below_floor.any():
+        import warnings
+        warnings.warn(f"{shape} seq {seq}: {list(df.run[df.below_floor])} measured faster than the floor; do not trust their ratios")
     return df
 
 # %% ../nbs/08_bench.ipynb #7884db3f

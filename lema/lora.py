@@ -6,7 +6,7 @@ Docs: https://lema-dev.github.io/lema/lora.html.md"""
 
 # %% ../nbs/03_lora.ipynb #c65e33b6
 from __future__ import annotations
-import json, math, os, shutil, tempfile
+import json, math, os, re, shutil, tempfile
 from contextlib import contextmanager
 from pathlib import Path
 import torch
@@ -15,8 +15,8 @@ from safetensors.torch import load_file, save_file
 from .config import AdapterError, ConfigurationError
 
 # %% auto #0
-__all__ = ['ADAPTER_CONFIG', 'ADAPTER_WEIGHTS', 'PEFT_PREFIX', 'LoraLinear', 'matches_target', 'apply_lora', 'atomic_directory',
-           'save_adapter', 'read_adapter_config', 'load_adapter_weights']
+__all__ = ['ADAPTER_CONFIG', 'ADAPTER_WEIGHTS', 'PEFT_PREFIX', 'LoraLinear', 'matches_target', 'apply_lora', 'recover_directory',
+           'atomic_directory', 'write_adapter', 'save_adapter', 'read_adapter_config', 'load_adapter_weights']
 
 # %% ../nbs/03_lora.ipynb #06801c5c
 def _features(base: nn.Module) -> tuple[int, int]:
@@ -72,27 +72,49 @@ def apply_lora(module: nn.Module, targets, r: int, alpha: float, device=None, us
             setattr(module.get_submodule(parent) if parent else module, leaf, found[name])
     return found
 
-# %% ../nbs/03_lora.ipynb #c7ec6ca3
-ADAPTER_CONFIG, ADAPTER_WEIGHTS, PEFT_PREFIX = "adapter_config.json", "adapter_model.safetensors", "base_model.model."
+# %% ../nbs/03_lora.ipynb #a70d1c02
+def _old(path: Path) -> Path: return path.with_name(f".{path.name}.old")
+
+def _leftovers(path: Path) -> list[Path]:
+    "What killed saves of `path` left beside it: `.NAME.tmp-*`, `.NAME.old` (and LEMA<=0.1's `.NAME.*.tmp`, `..NAME.*`)."
+    n = re.escape(path.name)
+    pat = re.compile(rf"\.{n}\.(old|tmp-\w+)|\.{n}\.\w{{8}}\.tmp|\.\.{n}\.\w{{8}}\.tmp\.(\w{{8}}\.tmp|old)")
+    return [p for p in path.parent.iterdir() if pat.fullmatch(p.name)] if path.parent.is_dir() else []
+
+def recover_directory(path) -> Path:
+    "If a save of `path` was killed between its two renames, put the previous version back; returns `path`."
+    path = Path(path)
+    if not path.exists() and _old(path).is_dir(): os.replace(_old(path), path)
+    return path
+
+def _fsync_tree(d: Path):
+    "Flush every file under `d`, and `d` itself, to disk: the rename must not overtake the data."
+    for p in [*d.rglob("*"), d]:
+        fd = os.open(p, os.O_RDONLY)
+        try: os.fsync(fd)
+        finally: os.close(fd)
 
 @contextmanager
 def atomic_directory(path):
-    "Yield a temporary directory that replaces `path` only once the block finished without error."
+    "Yield a temporary directory that replaces `path` once the block finishes; a kill at any point leaves old or new."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    for stale in path.parent.glob(f".{path.name}.*.tmp"): shutil.rmtree(stale, ignore_errors=True)  # left by a killed save
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    recover_directory(path)
+    for p in _leftovers(path): shutil.rmtree(p)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
     try:
         yield tmp
-        old = path.with_name(f".{path.name}.old") if path.exists() else None
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True); os.replace(path, old)
-        os.replace(tmp, path)
-        if old is not None: shutil.rmtree(old, ignore_errors=True)
+        _fsync_tree(tmp)
+        if path.exists(): os.replace(path, _old(path))  # 1: the old version steps aside (a kill now: recover_directory)
+        os.replace(tmp, path)                            # 2: the new one takes its name
+        shutil.rmtree(_old(path), ignore_errors=True)    # 3: the old one goes (a kill now: the next save removes it)
     finally:
         if tmp.exists(): shutil.rmtree(tmp, ignore_errors=True)
 
-def save_adapter(path, loras: dict[str, LoraLinear], base_model_name_or_path=None, fan_in_fan_out=False, targets=None):
-    "Write `loras` (`{module path: LoraLinear}`) as a PEFT LoRA adapter directory."
+# %% ../nbs/03_lora.ipynb #c7ec6ca3
+ADAPTER_CONFIG, ADAPTER_WEIGHTS, PEFT_PREFIX = "adapter_config.json", "adapter_model.safetensors", "base_model.model."
+
+def write_adapter(directory, loras: dict[str, LoraLinear], base_model_name_or_path=None, fan_in_fan_out=False, targets=None):
+    "Write `loras` as PEFT's two adapter files into the existing `directory` (no atomicity: see `save_adapter`)."
     from peft import LoraConfig
     first = next(iter(loras.values()))
     targets = sorted(targets or {n.rpartition(".")[2] for n in loras})
@@ -104,9 +126,15 @@ def save_adapter(path, loras: dict[str, LoraLinear], base_model_name_or_path=Non
     for n, m in loras.items():
         tensors[f"{PEFT_PREFIX}{n}.lora_A.weight"] = m.lora_A.weight.detach().to("cpu", torch.float32).contiguous()
         tensors[f"{PEFT_PREFIX}{n}.lora_B.weight"] = m.lora_B.weight.detach().to("cpu", torch.float32).contiguous()
+    cfg.save_pretrained(directory)
+    save_file(tensors, Path(directory)/ADAPTER_WEIGHTS, metadata={"format": "pt"})
+
+def save_adapter(path, loras: dict[str, LoraLinear], base_model_name_or_path=None, fan_in_fan_out=False, targets=None,
+                 extra=None):  # extra(tmp_dir): writes more files into the same atomic directory (e.g. lema_config.json)
+    "Write `loras` (`{module path: LoraLinear}`) as a PEFT LoRA adapter directory, atomically."
     with atomic_directory(path) as tmp:
-        cfg.save_pretrained(tmp)
-        save_file(tensors, tmp/ADAPTER_WEIGHTS, metadata={"format": "pt"})
+        write_adapter(tmp, loras, base_model_name_or_path, fan_in_fan_out, targets)
+        if extra is not None: extra(tmp)
     return Path(path)
 
 # %% ../nbs/03_lora.ipynb #80ae12af

@@ -37,9 +37,8 @@ class LemaModel(StreamedCausalLM):
 def save_pretrained(self: LemaModel, save_directory) -> Path:
     "Write the adapter in PEFT's format plus `lema_config.json` into `save_directory`."
     if not self.loras: raise AdapterError("the model has no LoRA adapters to save: call `initialize_lora()` first")
-    path = save_adapter(save_directory, self.loras, self.config.model_name_or_path, self.adapter.fan_in_fan_out, self.targets())
-    self.config.save_pretrained(path)
-    return path
+    return save_adapter(save_directory, self.loras, self.config.model_name_or_path, self.adapter.fan_in_fan_out, self.targets(),
+                        extra=self.config.save_pretrained)  # lema_config.json inside the same atomic directory
 
 @patch(cls_method=True)
 def from_pretrained(cls: LemaModel, adapter_dir, **overrides) -> LemaModel:

@@ -6,14 +6,14 @@ Docs: https://lema-dev.github.io/lema/trainer.html.md"""
 
 # %% ../nbs/05_trainer.ipynb #0742fb4b
 from __future__ import annotations
-import dataclasses, json, math, re, resource, shutil, time, warnings
+import dataclasses, itertools, json, math, os, re, resource, shutil, time, warnings
 from collections.abc import Mapping
 from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 from fastcore.basics import patch
 from .config import CheckpointError, ConfigurationError, InputError, LemaConfig, LemaError
-from .lora import atomic_directory, save_adapter, load_adapter_weights
+from .lora import atomic_directory, recover_directory, write_adapter, load_adapter_weights
 from .adapters import StreamedCausalLM
 
 # %% auto #0
@@ -30,6 +30,10 @@ def _unpack(input_ids, labels, attention_mask):
         labels = input_ids if attention_mask is None else input_ids.masked_fill(attention_mask == 0, -100)
     return input_ids, labels, attention_mask
 
+def _n_items(labels) -> int:
+    "Tokens the loss counts: labels shifted by one, -100 ignored (transformers' `num_items_in_batch`)."
+    return int((labels[..., 1:] != -100).sum())  # labels are usually still on the host: no device sync
+
 class NonFiniteLossError(LemaError, FloatingPointError):
     "The loss was NaN or infinite (and `on_nonfinite_loss='raise'`)."
 
@@ -39,19 +43,28 @@ class LemaTrainer:
         if not model.loras: raise ConfigurationError("the model has no LoRA adapters: call `model.initialize_lora()` before `get_trainer`")
         self.model, self.optimizer, self.config, self.scheduler = model, optimizer, config or model.config, scheduler
         self.global_step, self.micro_step = 0, 0  # optimizer steps done; micro-steps into the current accumulation window
-        self.skipped_steps, self.last_grad_norm, self._bad_window = 0, None, False
+        self.skipped_steps, self.last_grad_norm, self._bad_window, self._window_items = 0, None, False, None
 
-    def train_step(self, input_ids, labels=None, attention_mask=None):
+    def train_step(self, input_ids, labels=None, attention_mask=None,
+                   num_items_in_batch: int|None=None):  # tokens counted over the whole accumulation window
         "One micro-step: forward, loss, backward (and the optimizer step at the end of a window). `(logits, loss)`."
         input_ids, labels, attention_mask = _unpack(input_ids, labels, attention_mask)
         out = self.model.outputs(input_ids, attention_mask, labels)
-        if not bool(torch.isfinite(out.loss)):  # device-to-host sync: once per micro-step
+        k, n = self.config.gradient_accumulation_steps, None
+        if num_items_in_batch is not None:
+            if self.micro_step == 0: self._window_items = num_items_in_batch  # kept in checkpoints: a resume mid-window needs it
+            n = _n_items(labels)
+        if n == 0: pass  # no token to predict in this micro-batch: it adds nothing to the window's sum
+        elif not bool(torch.isfinite(out.loss)):  # device-to-host sync: once per micro-step
             if self.config.on_nonfinite_loss == "raise":
                 raise NonFiniteLossError(f"loss is {out.loss.item()} at optimizer step {self.global_step + 1}, micro-step {self.micro_step + 1}")
             self._bad_window = True  # this window's update is skipped
-        else: (out.loss / self.config.gradient_accumulation_steps).backward()
+        # with `num_items_in_batch`, the window's gradient is the gradient of (sum of its token losses) / (its token count),
+        # the full batch's, whatever each micro-batch holds; without it, each micro-step adds its own mean / k
+        elif n is not None: (out.loss * (n / num_items_in_batch)).backward()
+        else: (out.loss / k).backward()
         self.micro_step += 1
-        if self.micro_step == self.config.gradient_accumulation_steps: self._optimizer_step()
+        if self.micro_step == k: self._optimizer_step()
         return out.logits.detach(), out.loss.detach()
 
     def _optimizer_step(self):
@@ -65,7 +78,7 @@ class LemaTrainer:
                 self.optimizer.step()
             if self.scheduler is not None: self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
-        self.micro_step, self.global_step, self._bad_window = 0, self.global_step + 1, False
+        self.micro_step, self.global_step, self._bad_window, self._window_items = 0, self.global_step + 1, False, None
         if self.config.save_steps and self.global_step % self.config.save_steps == 0:
             self.save_checkpoint(Path(self.config.output_dir)/f"checkpoint-{self.global_step}")
             self._rotate_checkpoints()
@@ -75,7 +88,8 @@ class LemaTrainer:
         if not self.config.save_total_limit: return
         ckpts = sorted((p for p in Path(self.config.output_dir).glob("checkpoint-*") if re.fullmatch(r"checkpoint-\d+", p.name)),
                        key=lambda p: int(p.name.split("-")[1]))
-        for p in ckpts[:-self.config.save_total_limit]: shutil.rmtree(p, ignore_errors=True)
+        for p in ckpts[:-self.config.save_total_limit]: os.replace(p, p.with_name(f".{p.name}.deleting"))  # never half a checkpoint-N
+        for p in Path(self.config.output_dir).glob(".checkpoint-*.deleting"): shutil.rmtree(p)  # (and what a kill left here)
 
 # %% ../nbs/05_trainer.ipynb #c064c129
 def _optimizer_to_files(opt) -> tuple[dict, dict]:
@@ -108,10 +122,10 @@ def save_checkpoint(self: LemaTrainer, path) -> Path:
     tensors, meta = _optimizer_to_files(self.optimizer)
     grads = {f"grad.{i}": p.grad.detach().cpu().contiguous() for i, p in enumerate(m.get_trainable_parameters()) if p.grad is not None}
     state = {"global_step": self.global_step, "micro_step": self.micro_step, "skipped_steps": self.skipped_steps,
-             "bad_window": self._bad_window, "lema_config": self.config.to_dict()}
+             "bad_window": self._bad_window, "window_items": self._window_items, "lema_config": self.config.to_dict()}
     if self.scheduler is not None: state["scheduler"] = self.scheduler.state_dict()
-    with atomic_directory(path) as tmp:
-        save_adapter(tmp, m.loras, m.config.model_name_or_path, m.adapter.fan_in_fan_out, m.targets())
+    with atomic_directory(path) as tmp:  # one atomic directory: a kill at any point leaves the old or the new checkpoint
+        write_adapter(tmp, m.loras, m.config.model_name_or_path, m.adapter.fan_in_fan_out, m.targets())
         save_file(tensors, tmp/"optimizer.safetensors", metadata={"format": "pt"})
         (tmp/"optimizer.json").write_text(json.dumps(meta))
         if grads: save_file(grads, tmp/"grads.safetensors", metadata={"format": "pt"})
@@ -121,7 +135,7 @@ def save_checkpoint(self: LemaTrainer, path) -> Path:
 @patch
 def load_checkpoint(self: LemaTrainer, path):
     "Restore adapter, optimizer state, pending grads and steps from `save_checkpoint`'s directory."
-    path = Path(path)
+    path = recover_directory(path)  # a save killed between its two renames left the previous version aside
     for f in ("trainer_state.json", "optimizer.json", "optimizer.safetensors", "adapter_model.safetensors"):
         if not (path/f).is_file(): raise CheckpointError(f"{path}: not a LEMA checkpoint (no {f})")
     try:
@@ -135,6 +149,7 @@ def load_checkpoint(self: LemaTrainer, path):
     for i, p in enumerate(params): p.grad = grads[f"grad.{i}"].to(p.device) if f"grad.{i}" in grads else None
     self.global_step, self.micro_step = state["global_step"], state["micro_step"]
     self.skipped_steps, self._bad_window = state.get("skipped_steps", 0), state.get("bad_window", False)
+    self._window_items = state.get("window_items")
     self._scheduler_state = state.get("scheduler")
     self._restore_scheduler()  # now, or when `fit` creates the scheduler
     return self
@@ -155,7 +170,7 @@ def _peak_memory_gb(device) -> float:
 
 def _kept_tokens(batch) -> int:
     "Tokens the loss counts in `batch` (labels shifted, -100 ignored)."
-    return int((_unpack(batch, None, None)[1][..., 1:] != -100).sum())
+    return _n_items(_unpack(batch, None, None)[1])
 
 @patch
 def evaluate(self: LemaTrainer, dataloader) -> dict:
@@ -189,31 +204,39 @@ def fit(self: LemaTrainer, train_dataloader, max_steps: int|None=None, epochs: i
     log_every, eval_every = logging_steps or c.logging_steps, eval_steps or c.eval_steps
     self.history = getattr(self, "history", [])
     skip = self.global_step * k + self.micro_step  # batches a resumed run already consumed
-    bar = tqdm(total=total, initial=self.global_step, disable=not progress, desc="lema fit", unit="step")
-    losses, tokens, t0, seen = [], 0, time.perf_counter(), 0
-    for epoch in range(10**9):
-        for batch in train_dataloader:
-            if seen < skip: seen += 1; continue
-            step_before = self.global_step
-            _, loss = self.train_step(batch)
-            losses.append(loss); tokens += _kept_tokens(batch)
-            if self.global_step == step_before: continue
-            row = None
-            if self.global_step % log_every == 0 or self.global_step == total:
-                dt = time.perf_counter() - t0
-                row = dict(step=self.global_step, epoch=epoch, loss=torch.stack(losses).float().mean().item(),  # device-to-host sync: log steps only
-                           lr=self.optimizer.param_groups[0]["lr"], tokens_per_s=tokens / dt,
-                           grad_norm=None if self.last_grad_norm is None else float(self.last_grad_norm),
-                           peak_memory_gb=_peak_memory_gb(self.model.device))
-                losses, tokens, t0 = [], 0, time.perf_counter()
-            if eval_dataloader is not None and ((eval_every and self.global_step % eval_every == 0) or self.global_step == total):
-                row = {**(row or dict(step=self.global_step, epoch=epoch)), **self.evaluate(eval_dataloader)}
-            if row is not None:
-                self.history.append(row)
-                bar.set_postfix({k2: f"{v:.3g}" for k2, v in row.items() if k2 in ("loss", "eval_loss", "tokens_per_s", "peak_memory_gb")})
-            bar.update(1)
-            if self.global_step >= total: bar.close(); return self.history_frame()
-        if epoch + 1 >= epochs and not (max_steps or c.max_steps): break
+    def batches():  # (epoch, batch) from where the run stands
+        seen = 0
+        for epoch in range(10**9):
+            for batch in train_dataloader:
+                if seen < skip: seen += 1; continue
+                yield epoch, batch
+            if epoch + 1 >= epochs and not (max_steps or c.max_steps): return
+    stream, bar = batches(), tqdm(total=total, initial=self.global_step, disable=not progress, desc="lema fit", unit="step")
+    loss_sum, items, t0 = 0.0, 0, time.perf_counter()
+    while self.global_step < total:
+        need = k - self.micro_step
+        window = list(itertools.islice(stream, need))  # the rest of this accumulation window
+        if not window: break
+        counts = [_kept_tokens(b) for _, b in window]
+        n_window = self._window_items if self.micro_step else sum(counts)  # resumed mid-window: the checkpoint knows
+        for (epoch, batch), n in zip(window, counts):
+            _, loss = self.train_step(batch, num_items_in_batch=n_window)
+            if n: loss_sum, items = loss_sum + loss * n, items + n  # token-weighted: the log shows the mean per token
+        if len(window) < need: break  # the data ran out mid-window (its gradients wait in the LoRA .grad)
+        row = None
+        if self.global_step % log_every == 0 or self.global_step == total:
+            dt = time.perf_counter() - t0
+            row = dict(step=self.global_step, epoch=epoch, loss=float(loss_sum / max(items, 1)),  # device-to-host sync: log steps only
+                       lr=self.optimizer.param_groups[0]["lr"], tokens_per_s=items / dt,
+                       grad_norm=None if self.last_grad_norm is None else float(self.last_grad_norm),
+                       peak_memory_gb=_peak_memory_gb(self.model.device))
+            loss_sum, items, t0 = 0.0, 0, time.perf_counter()
+        if eval_dataloader is not None and ((eval_every and self.global_step % eval_every == 0) or self.global_step == total):
+            row = {**(row or dict(step=self.global_step, epoch=epoch)), **self.evaluate(eval_dataloader)}
+        if row is not None:
+            self.history.append(row)
+            bar.set_postfix({k2: f"{v:.3g}" for k2, v in row.items() if k2 in ("loss", "eval_loss", "tokens_per_s", "peak_memory_gb")})
+        bar.update(1)
     bar.close()
     return self.history_frame()
 

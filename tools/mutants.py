@@ -1,0 +1,130 @@
+"""The mutants `tools/mutate.py` plants, one realistic bug each.
+
+Each is a dict:
+  name       short id (for `--only`)
+  file       the exported module, e.g. "lema/lora.py"
+  old        an exact snippet that occurs exactly once in `file` and in exactly one cell of its notebook
+  new        what replaces it (the bug)
+  notebooks  notebooks most likely to catch it: run first (a hint; every notebook runs if these pass)
+  sees       one line: what a user would see if this bug shipped
+
+When the code changes and a mutant turns "stale", copy the current line from lema/*.py into `old` and redo `new`.
+Snippets are matched verbatim (indentation included); keep them to one line, or a few where a line is ambiguous.
+"""
+
+MUTANTS = [
+    dict(name="lora-scaling", file="lema/lora.py",
+         old="if use_rslora else alpha / r",
+         new="if use_rslora else alpha / (r + 1)",
+         notebooks=["nbs/03_lora.ipynb"],
+         sees="adapters train and infer with the wrong strength: logits differ from PEFT's for the same weights"),
+
+    dict(name="pad-labels", file="lema/trainer.py",
+         old="labels = input_ids if attention_mask is None else input_ids.masked_fill(attention_mask == 0, -100)",
+         new="labels = input_ids",
+         notebooks=["nbs/05_trainer.ipynb"],
+         sees="padded batches without labels train on the pad tokens (loss and eval perplexity include padding)"),
+
+    dict(name="file-pages-kept", file="lema/memory.py",
+         old="        self.gbi.release(r)  # the bytes now live in `dst`",
+         new="        pass  # the bytes now live in `dst`",
+         notebooks=["nbs/02_memory.ipynb", "nbs/09_reliability.ipynb"],
+         sees="RSS grows with every layer read until the whole checkpoint is mapped in (the 'streaming' saves no host RAM)"),
+
+    dict(name="layer-inputs-leak", file="lema/adapters.py",
+         old="ctx.save_for_backward(hidden)",
+         new='ctx.save_for_backward(hidden); globals().setdefault("_LEAK", []).append(hidden)',
+         notebooks=["nbs/09_reliability.ipynb"],
+         sees="memory grows every step (each layer's input is kept forever) until the run dies of OOM"),
+
+    dict(name="cli-resume-ignored", file="lema/cli.py",
+         old="trainer.load_checkpoint(ck); say(",
+         new="say(",
+         notebooks=["nbs/07_cli.ipynb"],
+         sees="`lema train --resume` prints 'resumed from ...' but starts again from step 0 with fresh adapters"),
+
+    dict(name="accum-no-divide", file="lema/trainer.py",
+         old="else: (out.loss / k).backward()",
+         new="else: out.loss.backward()",
+         notebooks=["nbs/05_trainer.ipynb"],
+         sees="with gradient_accumulation_steps=k the update is k times too large (differs from one big batch)"),
+
+    dict(name="num-items-ignored", file="lema/trainer.py",
+         old="(out.loss * (n / num_items_in_batch)).backward()",
+         new="(out.loss / k).backward()",
+         notebooks=["nbs/05_trainer.ipynb"],
+         sees="train_step(num_items_in_batch=...) still averages per micro-batch: uneven micro-batches differ from the full batch"),
+
+    dict(name="optimizer-state-not-restored", file="lema/trainer.py",
+         old="    self.optimizer.load_state_dict(opt_sd)\n",
+         new="",
+         notebooks=["nbs/05_trainer.ipynb"],
+         sees="a resumed run restarts AdamW's moments: its losses diverge from the uninterrupted run"),
+
+    dict(name="backward-prefetch-wrong-layer", file="lema/adapters.py",
+         old="sl.streamer.use(sl.idx, next=sl.idx - 1)",
+         new="sl.streamer.use(sl.idx, next=sl.idx + 1)",
+         notebooks=["nbs/04_adapters.ipynb", "nbs/02_memory.ipynb"],
+         sees="the backward waits for every layer's disk read (no overlap): slower steps, same numbers"),
+
+    dict(name="gbi-num-layers-off-by-one", file="lema/gbi.py",
+         old="max(counts[self.layer_prefix]) + 1 if counts else 0",
+         new="max(counts[self.layer_prefix]) if counts else 0",
+         notebooks=["nbs/01_gbi.ipynb"],
+         sees="the index reports one decoder layer fewer than the checkpoint has"),
+
+    dict(name="save-adapter-B-under-A-key", file="lema/lora.py",
+         old='tensors[f"{PEFT_PREFIX}{n}.lora_A.weight"] = m.lora_A.weight',
+         new='tensors[f"{PEFT_PREFIX}{n}.lora_A.weight"] = m.lora_B.weight',
+         notebooks=["nbs/03_lora.ipynb", "nbs/06_model.ipynb"],
+         sees="saved adapters hold B under A's key: PEFT (and LEMA) cannot load them, or load the wrong weights"),
+
+    dict(name="attention-mask-dropped", file="lema/adapters.py",
+         old="attention_mask=mv(attention_mask), labels=mv(labels)",
+         new="attention_mask=None, labels=mv(labels)",
+         notebooks=["nbs/04_adapters.ipynb", "nbs/05_trainer.ipynb"],
+         sees="padded batches attend to the pad tokens: logits and loss differ from PEFT's on the same batch"),
+
+    dict(name="scheduler-not-restored-in-fit", file="lema/trainer.py",
+         old="num_training_steps=total)\n        self._restore_scheduler()\n",
+         new="num_training_steps=total)\n",
+         notebooks=["nbs/05_trainer.ipynb", "nbs/07_cli.ipynb"],
+         sees="a resumed `fit` restarts the learning-rate schedule from step 0 (warm-up again, wrong LR)"),
+
+    dict(name="save-deletes-old-first", file="lema/lora.py",
+         old="        yield tmp\n",
+         new="        shutil.rmtree(path, ignore_errors=True)  # make room first\n        yield tmp\n",
+         notebooks=["nbs/09_reliability.ipynb", "nbs/03_lora.ipynb"],
+         sees="a crash during a save loses the previous checkpoint too (nothing left to resume from)"),
+
+    dict(name="resume-replays-batches", file="lema/trainer.py",
+         old="skip = self.global_step * k + self.micro_step",
+         new="skip = 0",
+         notebooks=["nbs/05_trainer.ipynb", "nbs/07_cli.ipynb"],
+         sees="a resumed `fit` trains again on the batches it already saw: it differs from the uninterrupted run"),
+
+    # -- issue 10's own features --
+    dict(name="save-no-recovery", file="lema/lora.py",
+         old="    if not path.exists() and _old(path).is_dir(): os.replace(_old(path), path)\n",
+         new="",
+         notebooks=["nbs/09_reliability.ipynb", "nbs/03_lora.ipynb"],
+         sees="a save killed between its two renames leaves no checkpoint: load says 'not a LEMA checkpoint'"),
+
+    dict(name="save-leftovers-kept", file="lema/lora.py",
+         old="    for p in _leftovers(path): shutil.rmtree(p)\n",
+         new="",
+         notebooks=["nbs/03_lora.ipynb", "nbs/09_reliability.ipynb"],
+         sees="temporary directories of killed saves pile up beside the checkpoint for ever"),
+
+    dict(name="window-items-not-saved", file="lema/trainer.py",
+         old='"window_items": self._window_items,',
+         new='"window_items": None,',
+         notebooks=["nbs/05_trainer.ipynb"],
+         sees="a run resumed in the middle of an accumulation window weighs that window's tokens wrongly"),
+
+    dict(name="default-run-unchecked", file="lema/cli.py",
+         old="    if not diff <= atol:  # (NaN too)",
+         new="    if False:  # (NaN too)",
+         notebooks=["nbs/07_cli.ipynb"],
+         sees="`lema train` says PEFT reads the adapter without checking it: a broken adapter ships silently"),
+]
