@@ -15,6 +15,8 @@ from .config import ConfigurationError, InputError, LemaConfig, UnsupportedModel
 from .gbi import GlobalBinaryIndex
 from .memory import LayerStreamer, bind_parameters
 from .lora import apply_lora, matches_target
+from .loss import chunked_causal_lm_loss
+from transformers.modeling_outputs import CausalLMOutputWithPast
 
 # %% auto #0
 __all__ = ['ADAPTERS', 'ModelAdapter', 'get_adapter', 'StreamedLayer', 'StreamedCausalLM']
@@ -27,6 +29,7 @@ class ModelAdapter:
     layers: str                  # module path of the decoder-layer list in the *ForCausalLM model
     default_targets: tuple       # LoRA target modules when the config names none (PEFT's names)
     fan_in_fan_out: bool = False # targets are Conv1D ([in, out] weights), as in GPT-2
+    plain_head: bool = True      # logits = lm_head(base model's last hidden state), nothing else: the chunked loss applies
 
     def layer_prefix(self, i: int) -> str: return f"{self.layers}.{i}."
 
@@ -267,11 +270,21 @@ def check_batch(self: StreamedCausalLM, input_ids, attention_mask=None, labels=N
         if bad.numel(): raise InputError(f"labels contain {int(bad[0])}: expected token ids in [0, {V}) or -100 (ignored)")
 
 @patch
-def outputs(self: StreamedCausalLM, input_ids, attention_mask=None, labels=None):
-    "transformers' `CausalLMOutput` (logits, and loss when `labels` are given), layers streamed."
+def outputs(self: StreamedCausalLM, input_ids, attention_mask=None, labels=None,
+            return_logits: bool|None=None):  # None: `config.return_logits`; the logits of a loss call carry no graph
+    "transformers' `CausalLMOutput` (logits, and loss when `labels` are given), layers streamed; the loss is chunked."
     self.check_batch(input_ids, attention_mask, labels)
     mv = lambda t: None if t is None else t.to(self.device, non_blocking=True)
-    return self.hf(input_ids=mv(input_ids), attention_mask=mv(attention_mask), labels=mv(labels), use_cache=False)
+    c = self.config
+    if labels is None or c.loss_chunk_size is None or not self.adapter.plain_head:  # transformers' own forward and loss
+        return self.hf(input_ids=mv(input_ids), attention_mask=mv(attention_mask), labels=mv(labels), use_cache=False)
+    hidden = self.hf.base_model(input_ids=mv(input_ids), attention_mask=mv(attention_mask), use_cache=False).last_hidden_state
+    head = self.hf.get_output_embeddings()
+    loss = chunked_causal_lm_loss(hidden, head, mv(labels), c.loss_chunk_size)  # the whole logits never exist here
+    logits = None
+    if c.return_logits if return_logits is None else return_logits:
+        with torch.no_grad(): logits = head(hidden.detach())  # for the caller only: no graph over the vocabulary
+    return CausalLMOutputWithPast(loss=loss, logits=logits)
 
 @patch
 def forward(self: StreamedCausalLM, input_ids, attention_mask=None, labels=None): return self.outputs(input_ids, attention_mask, labels)

@@ -81,6 +81,8 @@ class LemaConfig:
     output_dir: str = "output"           # where checkpoints and the final adapter go
     dtype: str = "float32"               # compute dtype of the frozen weights: float32, float16, bfloat16
     attn_implementation: str = "sdpa"    # transformers attention: "sdpa" or "eager"
+    loss_chunk_size: int|None = 256      # tokens per chunk of the head + loss (the whole logits never exist); None: transformers' loss
+    return_logits: bool = True           # `train_step` returns the logits (computed without a graph); False: `(None, loss)`
     # -- training run (`fit`, `lema train`) --
     max_steps: int|None = None           # optimizer steps to train; None: `num_train_epochs` over the data
     num_train_epochs: int = 1            # passes over the training data when `max_steps` is None
@@ -140,7 +142,8 @@ def _problems(c: LemaConfig) -> list[str]:
     for n in ("model_name_or_path", "model_type", "gbi_path", "data_path"):
         v = getattr(c, n)
         if v is not None and not isinstance(v, (str, os.PathLike)): p.append(f"`{n}` should be a string or None, got {v!r}")
-    for n in ("use_lora", "gradient_checkpointing", "optimizer_offload"):
+    if c.loss_chunk_size is not None: pos_int("loss_chunk_size")
+    for n in ("use_lora", "gradient_checkpointing", "optimizer_offload", "return_logits"):
         if not isinstance(getattr(c, n), bool): p.append(f"`{n}` should be true or false, got {getattr(c, n)!r}")
     if not isinstance(c.output_dir, (str, os.PathLike)) or not str(c.output_dir):
         p.append(f"`output_dir` should be a directory path, got {c.output_dir!r}")

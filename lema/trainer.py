@@ -47,7 +47,7 @@ class LemaTrainer:
 
     def train_step(self, input_ids, labels=None, attention_mask=None,
                    num_items_in_batch: int|None=None):  # tokens counted over the whole accumulation window
-        "One micro-step: forward, loss, backward (and the optimizer step at the end of a window). `(logits, loss)`."
+        "One micro-step: forward, loss, backward (+ the optimizer step ending a window). `(logits or None, loss)`."
         input_ids, labels, attention_mask = _unpack(input_ids, labels, attention_mask)
         out = self.model.outputs(input_ids, attention_mask, labels)
         k, n = self.config.gradient_accumulation_steps, None
@@ -65,7 +65,7 @@ class LemaTrainer:
         else: (out.loss / k).backward()
         self.micro_step += 1
         if self.micro_step == k: self._optimizer_step()
-        return out.logits.detach(), out.loss.detach()
+        return (out.logits.detach() if self.config.return_logits else None), out.loss.detach()
 
     def _optimizer_step(self):
         params = self.model.get_trainable_parameters()
@@ -180,7 +180,7 @@ def evaluate(self: LemaTrainer, dataloader) -> dict:
         for batch in dataloader:
             input_ids, labels, mask = _unpack(batch, None, None)
             k = _kept_tokens(batch)
-            total += self.model.outputs(input_ids, mask, labels).loss.item() * k; n += k
+            total += self.model.outputs(input_ids, mask, labels, return_logits=False).loss.item() * k; n += k
     if n == 0: raise InputError("the evaluation data has no token to predict (all labels are -100)")
     return {"eval_loss": total / n, "eval_perplexity": math.exp(min(total / n, 50))}
 

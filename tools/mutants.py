@@ -127,4 +127,23 @@ MUTANTS = [
          new="    if False:  # (NaN too)",
          notebooks=["nbs/07_cli.ipynb"],
          sees="`lema train` says PEFT reads the adapter without checking it: a broken adapter ships silently"),
+
+    # -- issue 11: the chunked loss --
+    dict(name="loss-unshifted", file="lema/loss.py",
+         old="targets = F.pad(labels, (0, 1), value=-100)[..., 1:].reshape(-1)",
+         new="targets = F.pad(labels, (0, 1), value=-100)[..., :-1].reshape(-1)",
+         notebooks=["nbs/03a_loss.ipynb", "nbs/04_adapters.ipynb"],
+         sees="each position learns to predict itself, not the next token: the loss collapses, generation is garbage"),
+
+    dict(name="loss-backward-unscaled", file="lema/loss.py",
+         old="grad[s:s + c] = torch.autograd.grad(loss, h, grad_total)[0]",
+         new="grad[s:s + c] = torch.autograd.grad(loss, h)[0]",
+         notebooks=["nbs/03a_loss.ipynb", "nbs/04_adapters.ipynb"],
+         sees="gradients are the token-sum's, not the mean's: the step size grows with the number of tokens"),
+
+    dict(name="loss-mean-over-pads", file="lema/loss.py",
+         old="return total / (targets != -100).sum()",
+         new="return total / targets.numel()",
+         notebooks=["nbs/03a_loss.ipynb", "nbs/05_trainer.ipynb"],
+         sees="padded batches report a smaller loss and train with smaller steps than PEFT on the same data"),
 ]
