@@ -23,7 +23,13 @@ SHAPES = {
     "tinyllama-1.1b": dict(_LLAMA, vocab_size=32000, hidden_size=2048, intermediate_size=5632, num_hidden_layers=22, num_attention_heads=32, num_key_value_heads=4, max_position_embeddings=2048),
     "smollm2-1.7b":   dict(_LLAMA, vocab_size=49152, hidden_size=2048, intermediate_size=8192, num_hidden_layers=24, num_attention_heads=32, num_key_value_heads=32, max_position_embeddings=8192, tie_word_embeddings=True, rope_theta=130000.0),
     "llama-2-7b":     dict(_LLAMA, vocab_size=32000, hidden_size=4096, intermediate_size=11008, num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=32, max_position_embeddings=4096),
+    # today's vocabularies: Llama-3 (128k) and Qwen2.5 (152k)
+    "llama-3.2-1b":   dict(_LLAMA, vocab_size=128256, hidden_size=2048, intermediate_size=8192, num_hidden_layers=16, num_attention_heads=32, num_key_value_heads=8, max_position_embeddings=131072, tie_word_embeddings=True, rope_theta=500000.0),
+    "llama-3.1-8b":   dict(_LLAMA, vocab_size=128256, hidden_size=4096, intermediate_size=14336, num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=8, max_position_embeddings=131072, rope_theta=500000.0),
+    "qwen2.5-7b":     dict(model_type="qwen2", vocab_size=152064, hidden_size=3584, intermediate_size=18944, num_hidden_layers=28, num_attention_heads=28, num_key_value_heads=4, max_position_embeddings=32768, rope_theta=1000000.0, rms_norm_eps=1e-6),
 }
+SHAPES["smollm2-135m-untied"] = {**SHAPES["smollm2-135m"], "tie_word_embeddings": False}  # its own head: a 49k × 576 matmul more to stream past
+SHAPES["llama-3.2-1b-4l"] = {**SHAPES["llama-3.2-1b"], "num_hidden_layers": 4}          # Llama-3's head and embedding, 4 layers: CPU-sized
 TARGETS = {"llama": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"], "gpt2": ["c_attn", "c_proj", "c_fc"]}
 
 def shape_config(shape: str):
@@ -226,6 +232,8 @@ def floor_seconds(work: dict, floor: dict) -> dict:
     return dict(compute_floor_s=comp, transfer_floor_s=xfer, floor_s=max(comp, xfer))
 
 # %% ../nbs/08_bench.ipynb #2a20b999
+import pandas as pd
+
 def machine() -> dict:
     "What the results were measured on."
     m = dict(torch=torch.__version__, cpu=platform.processor() or platform.machine(), cores=os.cpu_count())
@@ -237,30 +245,63 @@ def machine() -> dict:
         m.update(gpu=p.name, gpu_memory_gb=round(p.total_memory / 2**30, 1))
     return m
 
-def compare(shape, seq=256, device="cpu", dtype="float32", trainers=("peft", "peft-gc", "lema"),
-            timing: bool=True,  # False: a memory comparison (a step or two is no timing): no floors, no time ratios
-            **kw):
-    "PEFT and LEMA on one shape, each in its own process, with floors and ratios."
-    import pandas as pd
+_MEASURED = ("sec_per_step", "tokens_per_s", "loss", "peak_rss_gb", "peak_anon_gb", "peak_file_gb", "peak_device_gb")
+
+def _summary(raw, trainers):
+    "One row per run: the median over its rounds of each measurement, and the spread of the rounds (min, max)."
     rows = []
     for t in trainers:
-        opts = dict(trainer="peft", gradient_checkpointing=t == "peft-gc") if t.startswith("peft") else \
-               dict(trainer="lema", strategy="resident" if t == "lema-resident" else "streaming", gradient_checkpointing=t != "lema-nogc",
-                    optimizer_offload=t == "lema-offload")
-        rows.append(dict(run=t, **run_config(shape=shape, seq=seq, device=device, dtype=dtype, **opts, **kw)))
-    df = pd.DataFrame(rows)
+        r = raw[raw.run == t]; ok = r[r.status == "ok"]
+        row = {**r.iloc[0].to_dict(), "rounds": len(r), "status": "ok" if len(ok) == len(r) else r.status[r.status != "ok"].iloc[0]}
+        for m in _MEASURED:
+            if m in ok and ok[m].notna().any():
+                row[m] = ok[m].median()
+                if len(r) > 1: row[f"{m}_min"], row[f"{m}_max"] = ok[m].min(), ok[m].max()
+        if len(r) > 1 and "sec_per_step" in ok: row["sec_min"], row["sec_max"] = ok.sec_per_step.min(), ok.sec_per_step.max()
+        rows.append(row)
+    return pd.DataFrame(rows).drop(columns=["round"])
+
+def _verdict(lo, hi) -> str:
+    "A ratio is better or worse only when the two spreads do not overlap."
+    return "lower" if hi < 1 else "higher" if lo > 1 else "same within noise"
+
+def compare(shape, seq=256, device="cpu", dtype="float32", trainers=("peft", "peft-gc", "lema"),
+            timing: bool=True,  # False: a memory comparison (a step or two is no timing): no floors, no time ratios
+            rounds: int=1,      # interleaved rounds (A B C, A B C, ...): each figure is the median of the rounds, with their min-max
+            **kw):
+    "PEFT and LEMA on one shape, each run in its own process, in interleaved rounds; medians, spreads, floors and ratios."
+    rows = []
+    for rnd in range(rounds):  # interleaved: a slow minute of this noisy box hits every run alike
+        for t in trainers:
+            opts = dict(trainer="peft", gradient_checkpointing=t == "peft-gc") if t.startswith("peft") else \
+                   dict(trainer="lema", strategy="resident" if t == "lema-resident" else "streaming", gradient_checkpointing=t != "lema-nogc",
+                        optimizer_offload=t == "lema-offload")
+            rows.append(dict(run=t, round=rnd, **run_config(shape=shape, seq=seq, device=device, dtype=dtype, **opts, **kw)))
+    raw = pd.DataFrame(rows)
+    df = _summary(raw, trainers)
+    df.attrs["rounds"] = raw  # every round, for whoever wants to see the noise
     for k, v in machine().items(): df[k] = v
+    ok, ref = df["status"] == "ok", {}
+    for gc, name in ((True, "peft-gc"), (False, "peft")): ref[gc] = df[(df.run == name) & ok]
+    lo_hi = lambda r, m: (r.get(f"{m}_min", r[m]), r.get(f"{m}_max", r[m]))
+    mem = "peak_device_gb" if device != "cpu" else "peak_rss_gb"
+    for i in df.index[ok]:  # each run against PEFT with the same gradient checkpointing, and against PEFT + checkpointing
+        r = df.loc[i]
+        for col, base in (("peft_same_gc", ref[bool(r["gradient_checkpointing"])]), ("peft_gc", ref[True])):
+            if not len(base): continue
+            b = base.iloc[0]
+            for m, name in ((mem, "memory"), ("sec_per_step", "time")):
+                if not timing and name == "time": continue
+                (lo, hi), (blo, bhi) = lo_hi(r, m), lo_hi(b, m)
+                df.loc[i, f"{name}_vs_{col}"] = r[m] / b[m]
+                if rounds > 1:
+                    df.loc[i, f"{name}_vs_{col}_min"], df.loc[i, f"{name}_vs_{col}_max"] = lo / bhi, hi / blo
+                    df.loc[i, f"{name}_vs_{col}_verdict"] = _verdict(lo / bhi, hi / blo)
     if not timing: return df
     floor = measure_floor(device, dtype, threads=kw.get("threads", 1), shapes=step_work(shape, seq, int(df.batch.iloc[0]))["matmul_shapes"])
     for i, r in df.iterrows():
         fl = floor_seconds(step_work(shape, seq, r["batch"], dtype, recompute=bool(r["gradient_checkpointing"])), floor)
         for k, v in fl.items(): df.loc[i, k] = v
-    ok = df["status"] == "ok"
-    ref = {bool(gc): df[(df.run == name) & ok]["sec_per_step"] for gc, name in ((True, "peft-gc"), (False, "peft"))}
-    for i in df.index[ok]:  # each run against PEFT with the same gradient checkpointing
-        base = ref[bool(df.loc[i, "gradient_checkpointing"])]
-        if len(base): df.loc[i, "time_vs_peft_same_gc"] = df.loc[i, "sec_per_step"] / base.iloc[0]
-        if len(ref[True]): df.loc[i, "time_vs_peft_gc"] = df.loc[i, "sec_per_step"] / ref[True].iloc[0]
     df.loc[ok, "time_vs_floor"] = df.loc[ok, "sec_per_step"] / df.loc[ok, "floor_s"]
     df["below_floor"] = df["time_vs_floor"] < 1  # impossible: the floor model (or the timing) is wrong for this row
     if df.below_floor.any():

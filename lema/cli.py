@@ -115,11 +115,12 @@ def _parser():
     t.add_argument("--output-dir", default=None, help="where checkpoints, the adapter and the history go (default run: output)")
     t.add_argument("--device", default=None, help="cpu or cuda (overrides the config)")
     b = sub.add_parser("bench", help="PEFT vs LEMA step time and peak memory, each run in its own process")
-    b.add_argument("--shape", default="smollm2-135m", help="tiny, gpt2-small, smollm2-135m, tinyllama-1.1b, smollm2-1.7b, llama-2-7b")
+    b.add_argument("--shape", default="smollm2-135m", help="a lema.bench.SHAPES name: tiny, smollm2-135m, llama-3.2-1b, llama-3.1-8b, ...")
     b.add_argument("--seq", type=int, default=256, help="sequence length")
     b.add_argument("--runs", default="peft,peft-gc,lema", help="comma-separated: peft, peft-gc, lema, lema-resident")
     b.add_argument("--device", default="cpu"); b.add_argument("--dtype", default="float32")
     b.add_argument("--steps", type=int, default=3, help="timed steps (after one warm-up)")
+    b.add_argument("--rounds", type=int, default=1, help="interleaved rounds (A B C, A B C, ...): medians and min-max of the rounds")
     b.add_argument("--threads", type=int, default=1, help="torch threads per process")
     b.add_argument("--memory-cap-gb", type=float, default=None, help="emulate a smaller GPU")
     b.add_argument("--csv", default=None, help="also write the table here")
@@ -136,9 +137,10 @@ def main(argv=None):
         elif a.cmd == "bench":
             from lema.bench import compare  # the harness (notebook 08) measures; the CLI only forwards
             df = compare(a.shape, seq=a.seq, device=a.device, dtype=a.dtype, trainers=tuple(a.runs.split(",")),
-                         steps=a.steps, threads=a.threads, memory_cap_gb=a.memory_cap_gb)
+                         steps=a.steps, threads=a.threads, memory_cap_gb=a.memory_cap_gb, rounds=a.rounds)
             cols = [c for c in ("run", "status", "sec_per_step", "tokens_per_s", "peak_device_gb", "peak_rss_gb", "peak_anon_gb",
-                                "peak_file_gb", "floor_s", "time_vs_peft_gc", "time_vs_floor", "error") if c in df]
+                                "peak_file_gb", "floor_s", "time_vs_peft_same_gc", "time_vs_peft_same_gc_min", "time_vs_peft_same_gc_max",
+                                "time_vs_peft_same_gc_verdict", "time_vs_floor", "error") if c in df]
             print(df[cols].to_string(index=False))
             if a.csv: df.to_csv(a.csv, index=False)
         elif a.cmd == "train":

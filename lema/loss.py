@@ -15,27 +15,28 @@ __all__ = ['chunked_causal_lm_loss']
 
 # %% ../nbs/03a_loss.ipynb #3a000005
 class _ChunkedCrossEntropy(torch.autograd.Function):
-    "Sum of the token cross-entropies of `hidden @ weight.T (+ bias)`, a chunk of rows at a time; recomputed in the backward."
+    "Sum of the token cross-entropies of `hidden @ weight.T (+ bias)` over `denom`, a chunk of rows at a time, gradient included."
     @staticmethod
-    def forward(ctx, hidden, weight, bias, targets, chunk_size: int):
+    def forward(ctx, hidden, weight, bias, targets, chunk_size: int, denom):
         total = torch.zeros((), dtype=torch.float32, device=hidden.device)
+        grad = torch.empty_like(hidden) if ctx.needs_input_grad[0] else None
         for s in range(0, hidden.shape[0], chunk_size):
-            logits = F.linear(hidden[s:s + chunk_size], weight, bias).float()  # (chunk, vocab): the only logits alive
-            total += F.cross_entropy(logits, targets[s:s + chunk_size], ignore_index=-100, reduction="sum")
-        ctx.save_for_backward(hidden, weight, bias, targets)
-        ctx.chunk_size = chunk_size
-        return total
+            with torch.enable_grad():
+                h = hidden[s:s + chunk_size].detach().requires_grad_(grad is not None)
+                logits = F.linear(h, weight, bias).float()  # (chunk, vocab): the only logits alive
+                loss = F.cross_entropy(logits, targets[s:s + chunk_size], ignore_index=-100, reduction="sum")
+                scaled = loss / denom  # the gradient is scaled where transformers' mean scales it: before the compute dtype
+            # the chunk's gradient now, while its logits exist: the loss is linear in the gradient that comes back, so the
+            # backward only multiplies by it -- by exactly 1.0 after a plain `loss.backward()` (Liger's fused linear CE)
+            if grad is not None: grad[s:s + chunk_size] = torch.autograd.grad(scaled, h)[0]
+            total += loss.detach()
+        ctx.save_for_backward(grad)
+        return total / denom
 
     @staticmethod
     def backward(ctx, grad_total):
-        hidden, weight, bias, targets = ctx.saved_tensors
-        grad, c = torch.empty_like(hidden), ctx.chunk_size
-        for s in range(0, hidden.shape[0], c):
-            with torch.enable_grad():  # the chunk's logits again, and autograd's own softmax gradient
-                h = hidden[s:s + c].detach().requires_grad_()
-                loss = F.cross_entropy(F.linear(h, weight, bias).float(), targets[s:s + c], ignore_index=-100, reduction="sum")
-            grad[s:s + c] = torch.autograd.grad(loss, h, grad_total)[0]
-        return grad, None, None, None, None
+        (grad,) = ctx.saved_tensors
+        return grad * grad_total.to(grad.dtype), None, None, None, None, None
 
 def chunked_causal_lm_loss(hidden: torch.Tensor,  # (batch, seq, hidden): the last hidden states, after the final norm
                            head: nn.Linear,       # the frozen LM head
@@ -47,6 +48,5 @@ def chunked_causal_lm_loss(hidden: torch.Tensor,  # (batch, seq, hidden): the la
     if head.weight.requires_grad or (head.bias is not None and head.bias.requires_grad):
         raise NotImplementedError("chunked_causal_lm_loss gives no gradient to the head: it must be frozen")
     targets = F.pad(labels, (0, 1), value=-100)[..., 1:].reshape(-1).to(hidden.device)   # token t predicts t+1
-    total = _ChunkedCrossEntropy.apply(hidden.reshape(-1, hidden.shape[-1]), head.weight, head.bias, targets, chunk_size)
-    if num_items_in_batch is None: return total / (targets != -100).sum()   # the mean (NaN with no token, as transformers)
-    return total / num_items_in_batch
+    denom = (targets != -100).sum() if num_items_in_batch is None else num_items_in_batch  # the mean: NaN with no token
+    return _ChunkedCrossEntropy.apply(hidden.reshape(-1, hidden.shape[-1]), head.weight, head.bias, targets, chunk_size, denom)
