@@ -142,8 +142,8 @@ MUTANTS = [
          sees="gradients are the token-sum's, not the mean's: the step size grows with the number of tokens"),
 
     dict(name="loss-mean-over-pads", file="lema/loss.py",
-         old="return total / (targets != -100).sum()",
-         new="return total / targets.numel()",
+         old="denom = (targets != -100).sum() if num_items_in_batch is None else num_items_in_batch",
+         new="denom = targets.numel() if num_items_in_batch is None else num_items_in_batch",
          notebooks=["nbs/03a_loss.ipynb", "nbs/05_trainer.ipynb"],
          sees="padded batches report a smaller loss and train with smaller steps than PEFT on the same data"),
 ]
