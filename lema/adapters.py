@@ -13,13 +13,13 @@ from torch import nn
 from fastcore.basics import patch
 from .config import ConfigurationError, InputError, LemaConfig, UnsupportedModelError
 from .gbi import GlobalBinaryIndex
-from .memory import LayerStreamer, bind_parameters
+from .memory import ActivationOffloader, LayerStreamer, bind_parameters
 from .lora import apply_lora, matches_target
 from .loss import chunked_causal_lm_loss
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
 # %% auto #0
-__all__ = ['ADAPTERS', 'ModelAdapter', 'get_adapter', 'StreamedLayer', 'StreamedCausalLM']
+__all__ = ['ADAPTERS', 'ModelAdapter', 'get_adapter', 'StreamedLayer', 'HostEmbedding', 'StreamedCausalLM']
 
 # %% ../nbs/04_adapters.ipynb #fabc3745
 @dataclass(frozen=True)
@@ -55,7 +55,8 @@ class _LayerFn(torch.autograd.Function):
     def forward(ctx, sl, args, kwargs, hidden, *lora_params):
         ctx.sl, ctx.args, ctx.kwargs = sl, args, kwargs
         if not sl.keep_activations:
-            ctx.save_for_backward(hidden)
+            if sl.offloader is None: ctx.save_for_backward(hidden)
+            else: ctx.key = sl.offloader.put(sl.idx, hidden)  # to pinned host memory, on a side stream
             return sl._run(hidden, args, kwargs, next=sl.idx + 1)
         h = hidden.detach().requires_grad_(ctx.needs_input_grad[3])
         with torch.profiler.record_function("lema.layer_forward"), sl.streamer.use(sl.idx, next=sl.idx + 1) as w, \
@@ -73,7 +74,10 @@ class _LayerFn(torch.autograd.Function):
             sl._bind(w)  # keep_activations: the saved-tensor hooks re-fetch the weights from wherever the layer is now
             if sl.keep_activations: h, out = ctx.graph; del ctx.graph
             else:
-                (hidden,) = ctx.saved_tensors
+                if sl.offloader is None: (hidden,) = ctx.saved_tensors
+                else:
+                    if sl.idx: sl.offloader.prefetch((ctx.key[0], sl.idx - 1))  # the next layer's input, one layer ahead
+                    hidden = sl.offloader.get(ctx.key)
                 h = hidden.detach().requires_grad_(ctx.needs_input_grad[3])
                 with torch.enable_grad(): out = sl._call(h, ctx.args, ctx.kwargs)  # recompute
             inputs = ([h] if h.requires_grad else []) + list(sl.lora_params)
@@ -89,10 +93,11 @@ class _WeightRef:
 
 class StreamedLayer(nn.Module):
     "Decoder layer `idx`, its weights streamed from the checkpoint and recomputed in the backward."
-    def __init__(self, layer: nn.Module, idx: int, prefix: str, streamer: LayerStreamer, keep_activations: bool=False):
+    def __init__(self, layer: nn.Module, idx: int, prefix: str, streamer: LayerStreamer, keep_activations: bool=False,
+                 offloader: ActivationOffloader|None=None):  # where the kept input waits for the backward (None: on the device)
         super().__init__()
         self.__dict__["layer"] = layer  # not a submodule: its frozen weights live in the streamer's slots
-        self.idx, self.prefix, self.streamer, self.keep_activations = idx, prefix, streamer, keep_activations
+        self.idx, self.prefix, self.streamer, self.keep_activations, self.offloader = idx, prefix, streamer, keep_activations, offloader
 
     @property
     def lora_params(self): return [p for p in self.layer.parameters() if p.requires_grad]
@@ -184,6 +189,20 @@ def _materialize(model: nn.Module, gbi: GlobalBinaryIndex, skip: str, device, dt
         parent, _, leaf = mname.rpartition(".")
         setattr(model.get_submodule(parent), leaf, new)
 
+class HostEmbedding(nn.Module):
+    "An input embedding whose matrix stays in host memory (a view of the checkpoint): only the batch's rows go to the device."
+    def __init__(self, weight: torch.Tensor, device, dtype):
+        super().__init__()
+        self.weight, self.device, self.dtype = weight, torch.device(device), dtype  # a plain tensor: `.to()` never moves it
+
+    def forward(self, input_ids):
+        rows = torch.nn.functional.embedding(input_ids.cpu(), self.weight)  # (batch, seq, hidden): only these pages are read
+        if rows.is_floating_point() and rows.dtype != self.dtype: rows = rows.to(self.dtype)
+        if self.device.type == "cuda": rows = rows.pin_memory()  # so the copy can be asynchronous
+        return rows.to(self.device, non_blocking=True)
+
+    def extra_repr(self): return f"{tuple(self.weight.shape)}, on the host, rows to {self.device}"
+
 class StreamedCausalLM(nn.Module):
     "A transformers causal LM whose decoder layers stream from the safetensors checkpoint; only LoRA trains."
     def __init__(self, config: LemaConfig):
@@ -198,14 +217,17 @@ class StreamedCausalLM(nn.Module):
         with torch.device("meta"):
             hf = AutoModelForCausalLM.from_config(self.hf_config, attn_implementation=config.attn_implementation)
         hf.eval().requires_grad_(False)
+        if config.embedding_on_host: self._embedding_to_host(hf)  # before `_materialize`: the device copy is never made
         _materialize(hf, self.gbi, self.adapter.layers, self.device, self.dtype, self.hf_config)
         layers = hf.get_submodule(self.adapter.layers)
         self.layer_names = [[n for n in self.gbi.keys() if n.startswith(self.adapter.layer_prefix(i))] for i in range(len(layers))]
         self.streamer = LayerStreamer(self.gbi, self.layer_names, device=self.device, dtype=self.dtype,
                                       n_slots=config.vram_buffer_size, strategy=config.strategy, n_fixed=self._layers_in_budget())
         self.layers = list(layers)  # the meta modules, LoRA wrappers applied to them
+        self.offloader = ActivationOffloader(self.device) if config.offload_activations else None
         for i, layer in enumerate(self.layers):
-            layers[i] = StreamedLayer(layer, i, self.adapter.layer_prefix(i), self.streamer, keep_activations=not config.gradient_checkpointing)
+            layers[i] = StreamedLayer(layer, i, self.adapter.layer_prefix(i), self.streamer, keep_activations=not config.gradient_checkpointing,
+                                      offloader=self.offloader)
         self.hf, self.loras = hf, {}
 
     def __repr__(self): return f"StreamedCausalLM({self.hf_config.model_type}, {len(self.layers)} layers, {self.streamer})"
@@ -220,6 +242,18 @@ class StreamedCausalLM(nn.Module):
             if need > budget: break
             budget, n = budget - need, n + 1
         return n
+
+@patch
+def _embedding_to_host(self: StreamedCausalLM, hf):
+    "Replace `hf`'s (meta) input embedding by a `HostEmbedding` over the checkpoint's tensor."
+    emb = hf.get_input_embeddings()
+    name = next(n for n, p in hf.named_parameters(remove_duplicate=False) if p is emb.weight)  # e.g. model.embed_tokens.weight
+    head = hf.get_output_embeddings()
+    if head is not None and head.weight is emb.weight:
+        import warnings
+        warnings.warn(f"{self.hf_config.model_type}: the head is tied to the embedding, so the matrix stays on the device for the head; "
+                      "embedding_on_host saves no device memory here")
+    hf.set_input_embeddings(HostEmbedding(self.gbi.get_tensor(name), self.device, self.dtype))
 
 # %% ../nbs/04_adapters.ipynb #fb42c093
 @patch

@@ -83,6 +83,8 @@ class LemaConfig:
     attn_implementation: str = "sdpa"    # transformers attention: "sdpa" or "eager"
     loss_chunk_size: int|None = 256      # tokens per chunk of the head + loss (the whole logits never exist); None: transformers' loss
     return_logits: bool = True           # `train_step` returns the logits (computed without a graph); False: `(None, loss)`
+    embedding_on_host: bool = False      # keep the input embedding in host memory (a view of the checkpoint): only used rows move
+    offload_activations: bool = False    # layer inputs kept for the backward wait in pinned host memory (GPU; with gradient_checkpointing)
     # -- training run (`fit`, `lema train`) --
     max_steps: int|None = None           # optimizer steps to train; None: `num_train_epochs` over the data
     num_train_epochs: int = 1            # passes over the training data when `max_steps` is None
@@ -143,7 +145,9 @@ def _problems(c: LemaConfig) -> list[str]:
         v = getattr(c, n)
         if v is not None and not isinstance(v, (str, os.PathLike)): p.append(f"`{n}` should be a string or None, got {v!r}")
     if c.loss_chunk_size is not None: pos_int("loss_chunk_size")
-    for n in ("use_lora", "gradient_checkpointing", "optimizer_offload", "return_logits"):
+    if c.offload_activations is True and c.gradient_checkpointing is False:
+        p.append("`offload_activations` moves the layer inputs kept for recomputation: it needs `gradient_checkpointing=True`")
+    for n in ("use_lora", "gradient_checkpointing", "optimizer_offload", "return_logits", "embedding_on_host", "offload_activations"):
         if not isinstance(getattr(c, n), bool): p.append(f"`{n}` should be true or false, got {getattr(c, n)!r}")
     if not isinstance(c.output_dir, (str, os.PathLike)) or not str(c.output_dir):
         p.append(f"`output_dir` should be a directory path, got {c.output_dir!r}")

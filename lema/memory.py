@@ -17,7 +17,7 @@ from .config import LemaError, MemoryStrategy
 from .gbi import ByteRange, GlobalBinaryIndex, _view
 
 # %% auto #0
-__all__ = ['LayerLayout', 'layer_layout', 'LayerStreamer', 'bind_parameters']
+__all__ = ['LayerLayout', 'layer_layout', 'LayerStreamer', 'ActivationOffloader', 'bind_parameters']
 
 # %% ../nbs/02_memory.ipynb #e8ef418c
 @dataclass
@@ -194,6 +194,50 @@ def _views(self: LayerStreamer, buf: torch.Tensor, i: int) -> dict[str, torch.Te
         if self.dtype is not None and t.is_floating_point() and t.dtype != self.dtype: t = t.to(self.dtype)
         out[name] = t
     return out
+
+# %% ../nbs/02_memory.ipynb #02a1d002
+class ActivationOffloader:
+    "Keeps tensors (layer inputs) in pinned host memory between the forward and the backward; on CPU, as they are."
+    def __init__(self, device):
+        self.device = torch.device(device)
+        self.cuda, self.passes, self.host, self.back = self.device.type == "cuda", 0, {}, {}
+        if self.cuda: self.stream = torch.cuda.Stream(self.device)
+
+    def put(self, idx: int, t: torch.Tensor) -> tuple:
+        "Offload `t` (the input of layer `idx`); its key. Layer 0 starts a new forward pass."
+        if idx == 0: self.passes += 1
+        key = (self.passes, idx)
+        if not self.cuda: self.host[key] = (t, None); return key
+        buf = torch.empty(t.shape, dtype=t.dtype, pin_memory=True)
+        self.stream.wait_stream(torch.cuda.current_stream(self.device))  # `t` has been computed
+        with torch.cuda.stream(self.stream):
+            buf.copy_(t, non_blocking=True)
+            t.record_stream(self.stream)  # the allocator must not hand out t's memory before this copy is done
+            self.host[key] = (buf, torch.cuda.Event())
+            self.host[key][1].record(self.stream)
+        return key
+
+    def prefetch(self, key: tuple):
+        "Start bringing `key` back to the device (no-op if unknown, already coming, or on CPU)."
+        if not self.cuda or key not in self.host or key in self.back: return
+        buf, written = self.host[key]
+        with torch.cuda.stream(self.stream):
+            self.stream.wait_event(written)
+            t, ev = buf.to(self.device, non_blocking=True), torch.cuda.Event()
+            ev.record(self.stream)
+        self.back[key] = (t, ev)
+
+    def get(self, key: tuple) -> torch.Tensor:
+        "The tensor of `key`, on the device; forgotten here."
+        if not self.cuda: return self.host.pop(key)[0]
+        self.prefetch(key)
+        (t, ev), _ = self.back.pop(key), self.host.pop(key)
+        compute = torch.cuda.current_stream(self.device)
+        compute.wait_event(ev)
+        t.record_stream(compute)  # made on the side stream, used (and freed) on the compute stream
+        return t
+
+    def __len__(self): return len(self.host)
 
 # %% ../nbs/02_memory.ipynb #502886c9
 def bind_parameters(module: nn.Module, tensors: dict[str, torch.Tensor], prefix: str=""):

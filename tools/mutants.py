@@ -146,4 +146,17 @@ MUTANTS = [
          new="denom = targets.numel() if num_items_in_batch is None else num_items_in_batch",
          notebooks=["nbs/03a_loss.ipynb", "nbs/05_trainer.ipynb"],
          sees="padded batches report a smaller loss and train with smaller steps than PEFT on the same data"),
+
+    # -- issue 11: embedding on the host, layer inputs offloaded --
+    dict(name="offload-wrong-input", file="lema/adapters.py",
+         old="                    hidden = sl.offloader.get(ctx.key)",
+         new="                    hidden = sl.offloader.get((ctx.key[0], max(sl.idx - 1, 0)))",
+         notebooks=["nbs/04_adapters.ipynb"],
+         sees="with offload_activations the backward recomputes a layer from another layer's input: wrong gradients"),
+
+    dict(name="host-embedding-no-cast", file="lema/adapters.py",
+         old="        if rows.is_floating_point() and rows.dtype != self.dtype: rows = rows.to(self.dtype)",
+         new="        pass",
+         notebooks=["nbs/04_adapters.ipynb"],
+         sees="embedding_on_host with bf16 compute sends float32 rows: dtype errors or a float32 residual stream"),
 ]
