@@ -100,7 +100,7 @@ def _lema_trainee(path, cfg, targets):
                     learning_rate=1e-4, optimizer_offload=cfg["optimizer_offload"])
     model = LemaModel(lc).initialize_lora(seed=0)
     trainer = model.get_trainer()  # AdamW, on the host with `optimizer_offload`
-    return lambda x: trainer.train_step(x, labels=x)[1]
+    return lambda x: trainer.train_step(x, labels=x, return_logits=False)[1]  # as `fit` does: no logits beside the loss
 
 def _measure(cfg: dict) -> dict:
     "Run configuration `cfg` in this process; the measurements as a dict."

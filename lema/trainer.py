@@ -46,10 +46,12 @@ class LemaTrainer:
         self.skipped_steps, self.last_grad_norm, self._bad_window, self._window_items = 0, None, False, None
 
     def train_step(self, input_ids, labels=None, attention_mask=None,
-                   num_items_in_batch: int|None=None):  # tokens counted over the whole accumulation window
+                   num_items_in_batch: int|None=None,  # tokens counted over the whole accumulation window
+                   return_logits: bool|None=None):     # None: `config.return_logits`; False: no logits computed, `(None, loss)`
         "One micro-step: forward, loss, backward (+ the optimizer step ending a window). `(logits or None, loss)`."
         input_ids, labels, attention_mask = _unpack(input_ids, labels, attention_mask)
-        out = self.model.outputs(input_ids, attention_mask, labels)
+        want_logits = self.config.return_logits if return_logits is None else return_logits
+        out = self.model.outputs(input_ids, attention_mask, labels, return_logits=want_logits)
         k, n = self.config.gradient_accumulation_steps, None
         if num_items_in_batch is not None:
             if self.micro_step == 0: self._window_items = num_items_in_batch  # kept in checkpoints: a resume mid-window needs it
@@ -65,7 +67,7 @@ class LemaTrainer:
         else: (out.loss / k).backward()
         self.micro_step += 1
         if self.micro_step == k: self._optimizer_step()
-        return (out.logits.detach() if self.config.return_logits else None), out.loss.detach()
+        return (out.logits.detach() if want_logits else None), out.loss.detach()
 
     def _optimizer_step(self):
         params = self.model.get_trainable_parameters()
@@ -220,7 +222,7 @@ def fit(self: LemaTrainer, train_dataloader, max_steps: int|None=None, epochs: i
         counts = [_kept_tokens(b) for _, b in window]
         n_window = self._window_items if self.micro_step else sum(counts)  # resumed mid-window: the checkpoint knows
         for (epoch, batch), n in zip(window, counts):
-            _, loss = self.train_step(batch, num_items_in_batch=n_window)
+            _, loss = self.train_step(batch, num_items_in_batch=n_window, return_logits=False)  # fit never looks at logits
             if n: loss_sum, items = loss_sum + loss * n, items + n  # token-weighted: the log shows the mean per token
         if len(window) < need: break  # the data ran out mid-window (its gradients wait in the LoRA .grad)
         row = None
