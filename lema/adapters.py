@@ -16,10 +16,9 @@ from .gbi import GlobalBinaryIndex
 from .memory import ActivationOffloader, LayerStreamer, bind_parameters
 from .lora import apply_lora, matches_target
 from .loss import chunked_causal_lm_loss
-from transformers.modeling_outputs import CausalLMOutputWithPast
 
 # %% auto #0
-__all__ = ['ADAPTERS', 'ModelAdapter', 'get_adapter', 'StreamedLayer', 'HostEmbedding', 'StreamedCausalLM']
+__all__ = ['ADAPTERS', 'ModelAdapter', 'get_adapter', 'StreamedLayer', 'HostEmbedding', 'StreamedCausalLM', 'LemaLossOutput']
 
 # %% ../nbs/04_adapters.ipynb #fabc3745
 @dataclass(frozen=True)
@@ -303,6 +302,17 @@ def check_batch(self: StreamedCausalLM, input_ids, attention_mask=None, labels=N
         bad = labels[(labels != -100) & ((labels < 0) | (labels >= V))]
         if bad.numel(): raise InputError(f"labels contain {int(bad[0])}: expected token ids in [0, {V}) or -100 (ignored)")
 
+class LemaLossOutput:
+    "A training forward's `loss`, and its `logits` when they were asked for: otherwise reading them is an error, not a None."
+    def __init__(self, loss, logits=None): self.loss, self._logits = loss, logits
+
+    @property
+    def logits(self) -> torch.Tensor:
+        if self._logits is None:
+            raise ConfigurationError("the logits of this step were not computed (return_logits=False): call the model without labels "
+                                     "(`model(input_ids)`) for logits, or outputs(..., return_logits=True)")
+        return self._logits
+
 @patch
 def outputs(self: StreamedCausalLM, input_ids, attention_mask=None, labels=None,
             return_logits: bool|None=None):  # None: `config.return_logits`; the logits of a loss call carry no graph
@@ -318,7 +328,7 @@ def outputs(self: StreamedCausalLM, input_ids, attention_mask=None, labels=None,
     logits = None
     if c.return_logits if return_logits is None else return_logits:
         with torch.no_grad(): logits = head(hidden.detach())  # for the caller only: no graph over the vocabulary
-    return CausalLMOutputWithPast(loss=loss, logits=logits)
+    return LemaLossOutput(loss, logits)
 
 @patch
 def forward(self: StreamedCausalLM, input_ids, attention_mask=None, labels=None): return self.outputs(input_ids, attention_mask, labels)
