@@ -279,7 +279,7 @@ def compare(shape, seq=256, device="cpu", dtype="float32", trainers=("peft", "pe
             rows.append(dict(run=t, round=rnd, **run_config(shape=shape, seq=seq, device=device, dtype=dtype, **opts, **kw)))
     raw = pd.DataFrame(rows)
     df = _summary(raw, trainers)
-    df.attrs["rounds"] = raw  # every round, for whoever wants to see the noise
+    df.attrs["rounds"] = raw.to_dict("records")  # every round, to see the noise (records: pandas compares attrs on concat)
     for k, v in machine().items(): df[k] = v
     ok, ref = df["status"] == "ok", {}
     for gc, name in ((True, "peft-gc"), (False, "peft")): ref[gc] = df[(df.run == name) & ok]
