@@ -315,16 +315,19 @@ class LemaLossOutput:
 
 @patch
 def outputs(self: StreamedCausalLM, input_ids, attention_mask=None, labels=None,
-            return_logits: bool|None=None):  # None: `config.return_logits`; the logits of a loss call carry no graph
+            return_logits: bool|None=None,  # None: `config.return_logits`; the logits of a loss call carry no graph
+            num_items_in_batch=None):       # the loss is the token-sum over this count (an accumulation window's), not the mean
     "transformers' `CausalLMOutput` (logits, and loss when `labels` are given), layers streamed; the loss is chunked."
     self.check_batch(input_ids, attention_mask, labels)
     mv = lambda t: None if t is None else t.to(self.device, non_blocking=True)
     c = self.config
+    ids = input_ids if c.embedding_on_host else mv(input_ids)  # a HostEmbedding looks the rows up where the ids already are
     if labels is None or c.loss_chunk_size is None or not self.adapter.plain_head:  # transformers' own forward and loss
-        return self.hf(input_ids=mv(input_ids), attention_mask=mv(attention_mask), labels=mv(labels), use_cache=False)
-    hidden = self.hf.base_model(input_ids=mv(input_ids), attention_mask=mv(attention_mask), use_cache=False).last_hidden_state
+        kw = {} if num_items_in_batch is None else dict(num_items_in_batch=num_items_in_batch)
+        return self.hf(input_ids=ids, attention_mask=mv(attention_mask), labels=mv(labels), use_cache=False, **kw)
+    hidden = self.hf.base_model(input_ids=ids, attention_mask=mv(attention_mask), use_cache=False).last_hidden_state
     head = self.hf.get_output_embeddings()
-    loss = chunked_causal_lm_loss(hidden, head, mv(labels), c.loss_chunk_size)  # the whole logits never exist here
+    loss = chunked_causal_lm_loss(hidden, head, mv(labels), c.loss_chunk_size, num_items_in_batch)  # never the whole logits
     logits = None
     if c.return_logits if return_logits is None else return_logits:
         with torch.no_grad(): logits = head(hidden.detach())  # for the caller only: no graph over the vocabulary

@@ -247,6 +247,10 @@ def machine() -> dict:
 
 _MEASURED = ("sec_per_step", "tokens_per_s", "loss", "peak_rss_gb", "peak_anon_gb", "peak_file_gb", "peak_device_gb")
 
+def _spread(m: str) -> tuple[str, str]:
+    "The columns of measurement `m`'s min and max over the rounds (a step time's keep their old names)."
+    return ("sec_min", "sec_max") if m == "sec_per_step" else (f"{m}_min", f"{m}_max")
+
 def _summary(raw, trainers):
     "One row per run: the median over its rounds of each measurement, and the spread of the rounds (min, max)."
     rows = []
@@ -256,8 +260,8 @@ def _summary(raw, trainers):
         for m in _MEASURED:
             if m in ok and ok[m].notna().any():
                 row[m] = ok[m].median()
-                if len(r) > 1: row[f"{m}_min"], row[f"{m}_max"] = ok[m].min(), ok[m].max()
-        if len(r) > 1 and "sec_per_step" in ok: row["sec_min"], row["sec_max"] = ok.sec_per_step.min(), ok.sec_per_step.max()
+                if len(r) > 1:
+                    lo, hi = _spread(m); row[lo], row[hi] = ok[m].min(), ok[m].max()
         rows.append(row)
     return pd.DataFrame(rows).drop(columns=["round"])
 
@@ -283,7 +287,7 @@ def compare(shape, seq=256, device="cpu", dtype="float32", trainers=("peft", "pe
     for k, v in machine().items(): df[k] = v
     ok, ref = df["status"] == "ok", {}
     for gc, name in ((True, "peft-gc"), (False, "peft")): ref[gc] = df[(df.run == name) & ok]
-    lo_hi = lambda r, m: (r.get(f"{m}_min", r[m]), r.get(f"{m}_max", r[m]))
+    lo_hi = lambda r, m: (r[_spread(m)[0]], r[_spread(m)[1]])
     mem = "peak_device_gb" if device != "cpu" else "peak_rss_gb"
     for i in df.index[ok]:  # each run against PEFT with the same gradient checkpointing, and against PEFT + checkpointing
         r = df.loc[i]
@@ -292,9 +296,9 @@ def compare(shape, seq=256, device="cpu", dtype="float32", trainers=("peft", "pe
             b = base.iloc[0]
             for m, name in ((mem, "memory"), ("sec_per_step", "time")):
                 if not timing and name == "time": continue
-                (lo, hi), (blo, bhi) = lo_hi(r, m), lo_hi(b, m)
                 df.loc[i, f"{name}_vs_{col}"] = r[m] / b[m]
                 if rounds > 1:
+                    (lo, hi), (blo, bhi) = lo_hi(r, m), lo_hi(b, m)
                     df.loc[i, f"{name}_vs_{col}_min"], df.loc[i, f"{name}_vs_{col}_max"] = lo / bhi, hi / blo
                     df.loc[i, f"{name}_vs_{col}_verdict"] = _verdict(lo / bhi, hi / blo)
     if not timing: return df

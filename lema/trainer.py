@@ -30,10 +30,6 @@ def _unpack(input_ids, labels, attention_mask):
         labels = input_ids if attention_mask is None else input_ids.masked_fill(attention_mask == 0, -100)
     return input_ids, labels, attention_mask
 
-def _n_items(labels) -> int:
-    "Tokens the loss counts: labels shifted by one, -100 ignored (transformers' `num_items_in_batch`)."
-    return int((labels[..., 1:] != -100).sum())  # labels are usually still on the host: no device sync
-
 class NonFiniteLossError(LemaError, FloatingPointError):
     "The loss was NaN or infinite (and `on_nonfinite_loss='raise'`)."
 
@@ -51,22 +47,18 @@ class LemaTrainer:
         "One micro-step: forward, loss, backward (+ the optimizer step ending a window). `(logits or None, loss)`."
         input_ids, labels, attention_mask = _unpack(input_ids, labels, attention_mask)
         want_logits = self.config.return_logits if return_logits is None else return_logits
-        out = self.model.outputs(input_ids, attention_mask, labels, return_logits=want_logits)
-        k, n = self.config.gradient_accumulation_steps, None
-        if num_items_in_batch is not None:
-            if self.micro_step == 0: self._window_items = num_items_in_batch  # kept in checkpoints: a resume mid-window needs it
-            n = _n_items(labels)
-        if n == 0: pass  # no token to predict in this micro-batch: it adds nothing to the window's sum
-        elif not bool(torch.isfinite(out.loss)):  # device-to-host sync: once per micro-step
+        out = self.model.outputs(input_ids, attention_mask, labels, return_logits=want_logits, num_items_in_batch=num_items_in_batch)
+        if num_items_in_batch is not None and self.micro_step == 0: self._window_items = num_items_in_batch  # a resume mid-window needs it
+        if not bool(torch.isfinite(out.loss)):  # device-to-host sync: once per micro-step
             if self.config.on_nonfinite_loss == "raise":
                 raise NonFiniteLossError(f"loss is {out.loss.item()} at optimizer step {self.global_step + 1}, micro-step {self.micro_step + 1}")
             self._bad_window = True  # this window's update is skipped
-        # with `num_items_in_batch`, the window's gradient is the gradient of (sum of its token losses) / (its token count),
-        # the full batch's, whatever each micro-batch holds; without it, each micro-step adds its own mean / k
-        elif n is not None: (out.loss * (n / num_items_in_batch)).backward()
-        else: (out.loss / k).backward()
+        # with `num_items_in_batch` the loss is this micro-batch's token-sum over the window's count, so the window's gradient
+        # is the full batch's whatever each micro-batch holds; without it, each micro-step adds its own mean / k
+        elif num_items_in_batch is not None: out.loss.backward()
+        else: (out.loss / self.config.gradient_accumulation_steps).backward()
         self.micro_step += 1
-        if self.micro_step == k: self._optimizer_step()
+        if self.micro_step == self.config.gradient_accumulation_steps: self._optimizer_step()
         return (out.logits.detach() if want_logits else None), out.loss.detach()
 
     def _optimizer_step(self):
@@ -172,7 +164,7 @@ def _peak_memory_gb(device) -> float:
 
 def _kept_tokens(batch) -> int:
     "Tokens the loss counts in `batch` (labels shifted, -100 ignored)."
-    return _n_items(_unpack(batch, None, None)[1])
+    return int((_unpack(batch, None, None)[1][..., 1:] != -100).sum())
 
 @patch
 def evaluate(self: LemaTrainer, dataloader) -> dict:
@@ -220,10 +212,11 @@ def fit(self: LemaTrainer, train_dataloader, max_steps: int|None=None, epochs: i
         window = list(itertools.islice(stream, need))  # the rest of this accumulation window
         if not window: break
         counts = [_kept_tokens(b) for _, b in window]
-        n_window = self._window_items if self.micro_step else sum(counts)  # resumed mid-window: the checkpoint knows
+        n_window = self._window_items if self.micro_step else sum(counts)  # resumed mid-window: the checkpoint knows (or
+                                                                           # None: a window begun without it ends as it began)
         for (epoch, batch), n in zip(window, counts):
             _, loss = self.train_step(batch, num_items_in_batch=n_window, return_logits=False)  # fit never looks at logits
-            if n: loss_sum, items = loss_sum + loss * n, items + n  # token-weighted: the log shows the mean per token
+            loss_sum, items = loss_sum + loss * (n if n_window is None else n_window), items + n  # the token-sum
         if len(window) < need: break  # the data ran out mid-window (its gradients wait in the LoRA .grad)
         row = None
         if self.global_step % log_every == 0 or self.global_step == total:

@@ -44,16 +44,16 @@ MUTANTS = [
          sees="`lema train --resume` prints 'resumed from ...' but starts again from step 0 with fresh adapters"),
 
     dict(name="accum-no-divide", file="lema/trainer.py",
-         old="else: (out.loss / k).backward()",
+         old="else: (out.loss / self.config.gradient_accumulation_steps).backward()",
          new="else: out.loss.backward()",
          notebooks=["nbs/05_trainer.ipynb"],
          sees="with gradient_accumulation_steps=k the update is k times too large (differs from one big batch)"),
 
-    dict(name="num-items-ignored", file="lema/trainer.py",
-         old="(out.loss * (n / num_items_in_batch)).backward()",
-         new="(out.loss / k).backward()",
+    dict(name="num-items-ignored", file="lema/adapters.py",
+         old="loss = chunked_causal_lm_loss(hidden, head, mv(labels), c.loss_chunk_size, num_items_in_batch)",
+         new="loss = chunked_causal_lm_loss(hidden, head, mv(labels), c.loss_chunk_size)",
          notebooks=["nbs/05_trainer.ipynb"],
-         sees="train_step(num_items_in_batch=...) still averages per micro-batch: uneven micro-batches differ from the full batch"),
+         sees="num_items_in_batch never reaches the loss: each micro-batch is its own mean, uneven windows differ from the full batch"),
 
     dict(name="optimizer-state-not-restored", file="lema/trainer.py",
          old="    self.optimizer.load_state_dict(opt_sd)\n",
@@ -159,4 +159,10 @@ MUTANTS = [
          new="        pass",
          notebooks=["nbs/04_adapters.ipynb"],
          sees="embedding_on_host with bf16 compute sends float32 rows: dtype errors or a float32 residual stream"),
+
+    dict(name="num-items-ignored-whole-loss", file="lema/adapters.py",
+         old="        kw = {} if num_items_in_batch is None else dict(num_items_in_batch=num_items_in_batch)",
+         new="        kw = {}",
+         notebooks=["nbs/05_trainer.ipynb"],
+         sees="with loss_chunk_size=None, num_items_in_batch never reaches transformers' loss: uneven windows are wrong"),
 ]
