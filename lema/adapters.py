@@ -13,6 +13,7 @@ from torch import nn
 from fastcore.basics import patch
 from .config import ConfigurationError, InputError, LemaConfig, UnsupportedModelError
 from .gbi import GlobalBinaryIndex
+from .quant import dequantize, require_bitsandbytes
 from .memory import ActivationOffloader, LayerStreamer, bind_parameters
 from .lora import apply_lora, matches_target
 from .loss import chunked_causal_lm_loss
@@ -178,6 +179,8 @@ def _materialize(model: nn.Module, gbi: GlobalBinaryIndex, skip: str, device, dt
             if p is not None: owners.setdefault(id(p), []).append((mod, leaf, f"{mname}.{leaf}" if mname else leaf))
     for uses in owners.values():
         t = gbi.get_tensor(uses[0][2])
+        if (spec := gbi.quant.get(uses[0][2])) is not None:  # a 4-bit linear outside the layers: full precision from here on
+            t = dequantize(spec, {n: gbi.get_tensor(n).to(device) for n in (spec.name, *spec.parts())}, dtype)
         p = nn.Parameter(t.to(device, dtype if t.is_floating_point() else t.dtype), requires_grad=False)
         for mod, leaf, _ in uses: mod._parameters[leaf] = p
     for mname, mod in list(model.named_modules()):
@@ -212,6 +215,10 @@ class StreamedCausalLM(nn.Module):
         if config.model_type is not None and config.model_type != self.hf_config.model_type:
             raise ConfigurationError(f"`model_type` is {config.model_type!r} but the model's config.json says {self.hf_config.model_type!r}")
         self.gbi = GlobalBinaryIndex(config.gbi_path or config.model_name_or_path, config=self.hf_config)
+        if self.gbi.quant:  # bitsandbytes 4-bit (notebook 01a): streamed packed, dequantized on the device
+            require_bitsandbytes()
+            if self.adapter.fan_in_fan_out:
+                raise UnsupportedModelError(f"{self.hf_config.model_type}: 4-bit checkpoints of Conv1D models are not supported")
         self.device, self.dtype = torch.device(config.device), config.torch_dtype
         with torch.device("meta"):
             hf = AutoModelForCausalLM.from_config(self.hf_config, attn_implementation=config.attn_implementation)

@@ -32,18 +32,23 @@ SHAPES["smollm2-135m-untied"] = {**SHAPES["smollm2-135m"], "tie_word_embeddings"
 SHAPES["llama-3.2-1b-4l"] = {**SHAPES["llama-3.2-1b"], "num_hidden_layers": 4}          # Llama-3's head and embedding, 4 layers: CPU-sized
 TARGETS = {"llama": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"], "gpt2": ["c_attn", "c_proj", "c_fc"]}
 
+def _base(shape: str) -> str: return shape.removesuffix("-nf4")  # any shape + "-nf4": its linears in bitsandbytes NF4
+
 def shape_config(shape: str):
-    "The transformers config of benchmark shape `shape`."
+    "The transformers config of benchmark shape `shape` (an `-nf4` shape: its full-precision config)."
     from transformers import AutoConfig
-    kw = dict(SHAPES[shape]); return AutoConfig.for_model(kw.pop("model_type"), **kw)
+    kw = dict(SHAPES[_base(shape)]); return AutoConfig.for_model(kw.pop("model_type"), **kw)
 
 def cache_dir() -> Path: return Path(os.environ.get("LEMA_BENCH_CACHE", Path.home()/".cache"/"lema"/"bench"))
 
 def build_model(shape: str, dtype="float32", root=None, seed=0) -> Path:
     "A random-weight model of `shape` on disk (config.json + model.safetensors), built once and cached."
-    from lema.gbi import _write_safetensors, _tensor_bytes, expected_tensors
+    from lema.gbi import _write_safetensors, _tensor_bytes, expected_tensors, prepare_monolithic_safetensors
     out = Path(root or cache_dir())/f"{shape}-{dtype}"
     if (out/"model.safetensors").is_file(): return out
+    if shape != _base(shape):  # the full-precision model, then `lema convert --quantize nf4` (double quantization)
+        prepare_monolithic_safetensors(build_model(_base(shape), dtype, root, seed), out, quantize="nf4")
+        return out
     cfg, dt = shape_config(shape), getattr(torch, dtype)
     shapes, tied = expected_tensors(cfg)
     g = torch.Generator().manual_seed(seed)
@@ -97,10 +102,12 @@ def _lema_trainee(path, cfg, targets):
     lc = LemaConfig(model_name_or_path=str(path), device=cfg["device"], dtype=cfg["dtype"], strategy=cfg["strategy"],
                     lora_rank=cfg["rank"], lora_alpha=2 * cfg["rank"], lora_target_modules=targets, save_steps=0,
                     gradient_checkpointing=cfg["gradient_checkpointing"], device_budget_gb=cfg["budget_gb"],
-                    learning_rate=1e-4, optimizer_offload=cfg["optimizer_offload"])
+                    learning_rate=1e-4, optimizer_offload=cfg["optimizer_offload"], loss_chunk_size=cfg["loss_chunk_size"])
     model = LemaModel(lc).initialize_lora(seed=0)
     trainer = model.get_trainer()  # AdamW, on the host with `optimizer_offload`
-    return lambda x: trainer.train_step(x, labels=x, return_logits=False)[1]  # as `fit` does: no logits beside the loss
+    step = lambda x: trainer.train_step(x, labels=x, return_logits=False)[1]  # as `fit` does: no logits beside the loss
+    step.streamer = model.streamer  # its counters: bytes moved
+    return step
 
 def _measure(cfg: dict) -> dict:
     "Run configuration `cfg` in this process; the measurements as a dict."
@@ -123,12 +130,13 @@ def _measure(cfg: dict) -> dict:
         vocab = hf.vocab_size
         x = torch.randint(0, vocab, (cfg["batch"], cfg["seq"]), generator=torch.Generator().manual_seed(0)).to(dev)
         for _ in range(cfg["warmup"]): step(x)
-        sync(); times = []
+        sync(); times, moved = [], getattr(step, "streamer", None) and step.streamer.stats["bytes"]
         prof = _profiler(cuda) if cfg.get("profile") else None
         with prof or _nothing():
             for _ in range(cfg["steps"]):
                 t = time.perf_counter(); loss = step(x); sync(); times.append(time.perf_counter() - t)
         if prof is not None: res["phases"] = _phases(prof, sum(times) / len(times), cfg["steps"])
+        if moved is not None: res["streamed_bytes_per_step"] = (step.streamer.stats["bytes"] - moved) / cfg["steps"]
         times.sort()
         res.update(status="ok", sec_per_step=times[len(times) // 2], sec_min=times[0], sec_max=times[-1],
                    tokens_per_s=cfg["batch"] * cfg["seq"] / times[len(times) // 2], loss=float(loss))
@@ -166,7 +174,8 @@ def _child():
 
 # %% ../nbs/08_bench.ipynb #cbccf9ad
 DEFAULTS = dict(shape="tiny", model=None, trainer="lema", strategy="streaming", gradient_checkpointing=True, device="cpu",
-                dtype="float32", seq=256, batch=1, rank=16, warmup=1, steps=3, threads=1, memory_cap_gb=None, budget_gb=None, optimizer_offload=False, profile=False)
+                dtype="float32", seq=256, batch=1, rank=16, warmup=1, steps=3, threads=1, memory_cap_gb=None, budget_gb=None, optimizer_offload=False, profile=False,
+                loss_chunk_size=256)
 
 def run_config(timeout=3600, **kw) -> dict:
     "Measure one configuration in a child process; a dict of the configuration and its results."
@@ -192,7 +201,10 @@ def step_work(shape: str, seq: int, batch: int=1, dtype="float32", recompute=Tru
     L = getattr(c, "num_hidden_layers", None) or c.n_layer
     H = getattr(c, "hidden_size", None) or c.n_embd
     layer_mm = sum(s[0] * s[1] for n, s in shapes.items() if len(s) == 2 and (".layers." in n or ".h." in n))
-    layer_bytes = sum(torch.Size(s).numel() for n, s in shapes.items() if ".layers." in n or ".h." in n) * getattr(torch, dtype).itemsize / L
+    size = getattr(torch, dtype).itemsize
+    nf4 = lambda n: (n + 1) // 2 + -(-n // 64) + 4 * -(-n // 64 // 256) + 1024 + 64 + 200  # packed, 8-bit absmax, nested, maps, JSON
+    nbytes = lambda s: nf4(s.numel()) if shape != _base(shape) and len(s) == 2 else s.numel() * size
+    layer_bytes = sum(nbytes(torch.Size(s)) for n, s in shapes.items() if ".layers." in n or ".h." in n) / L
     attn = 4 * seq * seq * H * batch * L   # QK^T and AV, 2 flops per MAC, per layer
     head = 2 * T * H * c.vocab_size
     fwd_layers = 2 * T * layer_mm + attn
@@ -245,7 +257,8 @@ def machine() -> dict:
         m.update(gpu=p.name, gpu_memory_gb=round(p.total_memory / 2**30, 1))
     return m
 
-_MEASURED = ("sec_per_step", "tokens_per_s", "loss", "peak_rss_gb", "peak_anon_gb", "peak_file_gb", "peak_device_gb")
+_MEASURED = ("sec_per_step", "tokens_per_s", "loss", "peak_rss_gb", "peak_anon_gb", "peak_file_gb", "peak_device_gb",
+             "streamed_bytes_per_step")
 
 def _spread(m: str) -> tuple[str, str]:
     "The columns of measurement `m`'s min and max over the rounds (a step time's keep their old names)."
@@ -277,16 +290,17 @@ def compare(shape, seq=256, device="cpu", dtype="float32", trainers=("peft", "pe
     rows = []
     for rnd in range(rounds):  # interleaved: a slow minute of this noisy box hits every run alike
         for t in trainers:
-            opts = dict(trainer="peft", gradient_checkpointing=t == "peft-gc") if t.startswith("peft") else \
-                   dict(trainer="lema", strategy="resident" if t == "lema-resident" else "streaming", gradient_checkpointing=t != "lema-nogc",
-                        optimizer_offload=t == "lema-offload")
+            if t.startswith("qlora") and shape == _base(shape): raise ValueError(f"{t!r} needs a 4-bit shape ({shape}-nf4)")
+            opts = dict(trainer="peft", gradient_checkpointing=t.endswith("-gc")) if t.startswith(("peft", "qlora")) else \
+                   dict(trainer="lema", strategy="resident" if t == "lema-resident" else "streaming", gradient_checkpointing="-nogc" not in t,
+                        optimizer_offload=t == "lema-offload", loss_chunk_size=None if t.endswith("-hfloss") else 256)
             rows.append(dict(run=t, round=rnd, **run_config(shape=shape, seq=seq, device=device, dtype=dtype, **opts, **kw)))
     raw = pd.DataFrame(rows)
     df = _summary(raw, trainers)
     df.attrs["rounds"] = raw.to_dict("records")  # every round, to see the noise (records: pandas compares attrs on concat)
     for k, v in machine().items(): df[k] = v
     ok, ref = df["status"] == "ok", {}
-    for gc, name in ((True, "peft-gc"), (False, "peft")): ref[gc] = df[(df.run == name) & ok]
+    for gc, name in ((True, "peft-gc"), (False, "peft")): ref[gc] = df[df.run.isin((name, name.replace("peft", "qlora"))) & ok]
     lo_hi = lambda r, m: (r[_spread(m)[0]], r[_spread(m)[1]])
     mem = "peak_device_gb" if device != "cpu" else "peak_rss_gb"
     for i in df.index[ok]:  # each run against PEFT with the same gradient checkpointing, and against PEFT + checkpointing

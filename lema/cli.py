@@ -124,16 +124,18 @@ def _parser():
     b.add_argument("--threads", type=int, default=1, help="torch threads per process")
     b.add_argument("--memory-cap-gb", type=float, default=None, help="emulate a smaller GPU")
     b.add_argument("--csv", default=None, help="also write the table here")
-    c = sub.add_parser("convert", help="rewrite a (sharded) safetensors checkpoint as one file")
+    c = sub.add_parser("convert", help="rewrite a (sharded) safetensors checkpoint as one file; --quantize: as a bitsandbytes 4-bit model")
     c.add_argument("src", help="model directory, .safetensors file or model.safetensors.index.json")
     c.add_argument("out", help="output directory (or .safetensors path)")
+    c.add_argument("--quantize", default=None, help="nf4 or fp4: the linear weights in bitsandbytes 4-bit, as transformers saves them")
+    c.add_argument("--no-double-quant", dest="double_quant", action="store_false", help="4-bit: keep the absmax in float32")
     return p
 
 def main(argv=None):
     "Entry point of the `lema` command."
     a = _parser().parse_args(argv)
     try:
-        if a.cmd == "convert": print(prepare_monolithic_safetensors(a.src, a.out))
+        if a.cmd == "convert": print(prepare_monolithic_safetensors(a.src, a.out, quantize=a.quantize, double_quant=a.double_quant))
         elif a.cmd == "bench":
             from lema.bench import compare  # the harness (notebook 08) measures; the CLI only forwards
             df = compare(a.shape, seq=a.seq, device=a.device, dtype=a.dtype, trainers=tuple(a.runs.split(",")),

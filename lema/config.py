@@ -15,7 +15,7 @@ from fastcore.basics import patch
 
 # %% auto #0
 __all__ = ['CONFIG_NAME', 'LemaError', 'ConfigurationError', 'GBIError', 'UnsupportedModelError', 'InputError', 'AdapterError',
-           'CheckpointError', 'MemoryStrategy', 'LemaConfig']
+           'CheckpointError', 'MissingDependencyError', 'MemoryStrategy', 'LemaConfig']
 
 # %% ../nbs/00_config.ipynb #7089a9fa
 class LemaError(Exception):
@@ -41,6 +41,9 @@ class AdapterError(LemaError, ValueError):
 
 class CheckpointError(LemaError, ValueError):
     "A training checkpoint is missing or unreadable."
+
+class MissingDependencyError(LemaError, ImportError):
+    "An optional package a feature needs is not installed; the message says what to install."
 
 # %% ../nbs/00_config.ipynb #82fd0469
 class MemoryStrategy(str, Enum):

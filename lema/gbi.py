@@ -12,7 +12,8 @@ from pathlib import Path
 import torch
 from safetensors import safe_open
 from tqdm.auto import tqdm
-from .config import GBIError
+from .config import ConfigurationError, GBIError
+from .quant import QUANT_TYPES, bnb_quantization_config, find_quantized, quant_parts, quantizable, quantization_of, quantized_items
 
 # %% auto #0
 __all__ = ['TensorInfo', 'ByteRange', 'GlobalBinaryIndex', 'expected_tensors', 'tiny_config', 'save_tiny_model',
@@ -125,6 +126,7 @@ class GlobalBinaryIndex:
                 self.tensors[name] = info
         self._maps = {}  # file -> (mmap, uint8 tensor), opened lazily
         self.aliases: dict[str, str] = {}  # tied name -> stored name
+        self.quant = find_quantized(self)  # bitsandbytes 4-bit weights: packed weight name -> QuantSpec (notebook 01a)
         if config is None and (self.root/"config.json").is_file():
             from transformers import AutoConfig
             config = AutoConfig.from_pretrained(self.root)
@@ -225,16 +227,23 @@ def expected_tensors(config) -> tuple[dict[str, tuple], dict[str, str]]:
 @patch
 def _check_against(self: GlobalBinaryIndex, config):
     "Resolve tied names and check every expected tensor's presence and shape; one `GBIError` lists all problems."
+    qc = quantization_of(config)  # a quantization LEMA cannot stream is named here
     shapes, tied = expected_tensors(config)
     problems = []
     for tgt, src in tied.items():
         if tgt not in self.tensors and src in self.tensors: self.aliases[tgt] = src
     for n, shape in shapes.items():
         if n not in self: problems.append(f"missing tensor {n!r} (expected shape {list(shape)})")
+        elif n in self.quant:
+            if self.quant[n].shape != shape:
+                problems.append(f"tensor {n!r}: expected shape {list(shape)} from the config, its quant state says {list(self.quant[n].shape)}")
+        elif qc and self.locate(n).dtype == torch.uint8 and len(self.locate(n).shape) == 2 and self.locate(n).shape[1] == 1:
+            problems.append(f"tensor {n!r} is packed 4-bit ({list(self.locate(n).shape)} uint8) but its quant state "
+                            f"{n}.quant_state.bitsandbytes__{qc.get('bnb_4bit_quant_type', 'fp4')} is missing")
         elif tuple(self.locate(n).shape) != shape:
             problems.append(f"tensor {n!r}: expected shape {list(shape)} from the config, found {list(self.locate(n).shape)}")
     if problems: raise GBIError(f"{self.path} does not fit its {type(config).__name__}:\n  - " + "\n  - ".join(problems))
-    self.unexpected = sorted(set(self.tensors) - set(shapes) - set(tied))
+    self.unexpected = sorted(set(self.tensors) - set(shapes) - set(tied) - quant_parts(self.quant))
 
 # %% ../nbs/01_gbi.ipynb #fd731b92
 def tiny_config(model_type="llama", **kw):
@@ -288,24 +297,63 @@ def _write_safetensors(path, items, metadata=None, progress=False, desc="writing
 
 def _tensor_bytes(t: torch.Tensor): return memoryview(t.contiguous().view(-1).view(torch.uint8).numpy())
 
-def prepare_monolithic_safetensors(src, out, progress=True) -> Path:
+def prepare_monolithic_safetensors(src, out, progress=True,
+                                   quantize: str|None=None,   # "nf4" or "fp4": a bitsandbytes 4-bit model directory, as transformers writes it
+                                   double_quant: bool=True,   # 4-bit: quantize the absmax too (bitsandbytes' compress_statistics)
+                                  ) -> Path:
     "Rewrite the checkpoint at `src` (file, index or directory) as one safetensors file; `out` is a directory or a `.safetensors` path."
+    if quantize is not None and quantize not in QUANT_TYPES:
+        raise ConfigurationError(f"`quantize` should be one of {list(QUANT_TYPES)} (bitsandbytes 4-bit) or None, got {quantize!r}")
     gbi, out = GlobalBinaryIndex(src), Path(out)
+    if quantize: return _quantize_checkpoint(gbi, out, quantize, double_quant, progress)
     target = out if out.suffix == ".safetensors" else out/"model.safetensors"
     target.parent.mkdir(parents=True, exist_ok=True)
     tied = set(expected_tensors(gbi.config)[1]) if gbi.config is not None else set()
     names = sorted((n for n in gbi.keys() if n not in tied), key=_natural_key)  # a tied copy is written once, as its source
-    def reader(n):
-        def get():
-            info = gbi.locate(n); b = bytes(gbi.read_range(info).numpy()); gbi.release(info); return b
-        return get
-    items = [(n, gbi.locate(n).dtype, gbi.locate(n).shape, reader(n)) for n in names]
+    items = [(n, gbi.locate(n).dtype, gbi.locate(n).shape, _reader(gbi, n)) for n in names]
     _write_safetensors(target, items, progress=progress, desc="lema convert")
-    if target.parent != gbi.root:  # bring the config and tokenizer along
-        for f in gbi.root.iterdir():
-            if f.is_file() and f.suffix in (".json", ".txt", ".model", ".py") and not f.name.endswith(".index.json"):
-                shutil.copy2(f, target.parent/f.name)
+    if target.parent != gbi.root: _copy_side_files(gbi.root, target.parent)
     return target
+
+def _reader(gbi, n, as_tensor=False):
+    "A function that reads tensor `n` (its bytes, or a tensor copy) and drops its pages from this process."
+    def get():
+        info = gbi.locate(n)
+        out = gbi.get_tensor(n).clone() if as_tensor else bytes(gbi.read_range(info).numpy())
+        gbi.release(info); return out
+    return get
+
+def _copy_side_files(src: Path, dst: Path, skip=()):
+    "Bring the config, generation config and tokenizer along."
+    for f in src.iterdir():
+        if f.is_file() and f.suffix in (".json", ".txt", ".model", ".py") and not f.name.endswith(".index.json") and f.name not in skip:
+            shutil.copy2(f, dst/f.name)
+
+def _quantize_checkpoint(gbi, out: Path, quant_type: str, double_quant: bool, progress: bool) -> Path:
+    "Write `gbi`'s model into the new directory `out` with its linear weights in bitsandbytes 4-bit, one tensor at a time."
+    import copy
+    from lema.lora import atomic_directory
+    if gbi.config is None: raise GBIError(f"{gbi.root}: no config.json beside the checkpoint (quantizing needs the model's config)")
+    if gbi.quant or getattr(gbi.config, "quantization_config", None):
+        raise ConfigurationError(f"{gbi.path} is already quantized (quantization_config in its config.json)")
+    if out.suffix == ".safetensors": raise ConfigurationError(f"`out` should be a directory when quantizing, got {out}")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise ConfigurationError(f"{out} exists and is not an empty directory: quantize into a new one (nothing is overwritten)")
+    targets, tied = set(quantizable(gbi.config)), set(expected_tensors(gbi.config)[1])
+    items = []
+    for n in (n for n in gbi.keys() if n not in tied):
+        i = gbi.locate(n)
+        if n in targets: items += quantized_items(n, i.shape, i.dtype, _reader(gbi, n, as_tensor=True), quant_type, double_quant)
+        else: items.append((n, i.dtype, i.shape, _reader(gbi, n)))
+    items.sort(key=lambda it: _natural_key(it[0]))  # a weight's quant state right after it
+    dtypes = {gbi.locate(n).dtype for n in targets}
+    config = copy.deepcopy(gbi.config)
+    config.quantization_config = bnb_quantization_config(quant_type, double_quant, dtypes.pop() if len(dtypes) == 1 else torch.float32)
+    with atomic_directory(out) as tmp:  # a failed or killed conversion leaves no half-written `out`
+        _write_safetensors(tmp/"model.safetensors", items, progress=progress, desc=f"lema convert --quantize {quant_type}")
+        _copy_side_files(gbi.root, tmp, skip=("config.json",))
+        config.save_pretrained(tmp)
+    return out/"model.safetensors"
 
 # %% ../nbs/01_gbi.ipynb #585179df
 def break_shared_weights(model: torch.nn.Module) -> torch.nn.Module:

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 from .config import LemaError, MemoryStrategy
 from .gbi import ByteRange, GlobalBinaryIndex, _view
+from .quant import dequantize, quant_parts
 
 # %% auto #0
 __all__ = ['LayerLayout', 'layer_layout', 'LayerStreamer', 'ActivationOffloader', 'bind_parameters']
@@ -54,6 +55,8 @@ class LayerStreamer:
         self.gbi, self.device, self.dtype = gbi, torch.device(device), dtype
         self.strategy, self.cuda = MemoryStrategy(strategy), torch.device(device).type == "cuda"
         self.layouts = [layer_layout(gbi, names) for names in layers]
+        q = [{n: gbi.quant[n] for n in l.tensors if n in gbi.quant} for l in self.layouts]  # 4-bit weights, dequantized on acquire
+        self._quant = [(specs, quant_parts(specs)) for specs in q]
         self.n_fixed = min(max(n_fixed, 0), len(self.layouts))
         self.max_bytes = max((l.nbytes for l in self.layouts[self.n_fixed:]), default=0)
         self.log, self.stats = deque(maxlen=4096), Counter()  # the latest events, in order (bounded: runs are long); loads/acquires/bytes
@@ -70,7 +73,7 @@ class LayerStreamer:
             if self.strategy == MemoryStrategy.RESIDENT: buf.copy_(self.host[self._host_off[i]:self._host_off[i] + buf.numel()])
             else:
                 tmp = torch.empty(buf.numel(), dtype=torch.uint8, pin_memory=pin); self._fill(tmp, self.layouts[i]); buf.copy_(tmp)
-            self.fixed[i] = (buf, self._views(buf, i))
+            self.fixed[i] = (buf, None if self._quant[i][0] else self._views(buf, i))  # 4-bit stays packed: dequantized per use
         streamed = len(self.layouts) > self.n_fixed
         n = n_slots if streamed and (self.cuda or self.strategy == MemoryStrategy.STREAMING) else 0  # resident on CPU: no slots
         self.staging = [torch.empty(self.max_bytes, dtype=torch.uint8, pin_memory=pin) for _ in range(n)] \
@@ -140,7 +143,7 @@ def prefetch(self: LayerStreamer, i: int):
 def acquire(self: LayerStreamer, i: int) -> dict[str, torch.Tensor]:
     "Layer `i`'s tensors on the device (in the compute dtype); waits only for layer `i` itself."
     self.log.append(("acquire", i))
-    if i in self.fixed: return self.fixed[i][1]  # kept on the device: nothing to move
+    if i in self.fixed: return self.fixed[i][1] or self._views(self.fixed[i][0], i)  # kept on the device: nothing to move
     if not self.slots: return self._views(self.buffer_of(i), i)  # resident on CPU: views into the host copy
     with self._lock:
         s = self._slot_of(i)
@@ -186,12 +189,16 @@ def use(self: LayerStreamer, i: int, next: int|None=None):
 # %% ../nbs/02_memory.ipynb #c59d4d6a
 @patch
 def _views(self: LayerStreamer, buf: torch.Tensor, i: int) -> dict[str, torch.Tensor]:
-    out = {}
+    raw, out = {}, {}
     for name, (off, dt, shape) in self.layouts[i].tensors.items():
         n = dt.itemsize
         for s in shape: n *= s
-        t = _view(buf[off:off + n], dt, shape)
-        if self.dtype is not None and t.is_floating_point() and t.dtype != self.dtype: t = t.to(self.dtype)
+        raw[name] = _view(buf[off:off + n], dt, shape)
+    quant, parts = self._quant[i]
+    for name, t in raw.items():
+        if name in parts: continue  # a quant state: used by `dequantize`, not a parameter
+        if name in quant: t = dequantize(quant[name], raw, self.dtype)  # 4-bit: bitsandbytes' kernels, into the compute dtype
+        elif self.dtype is not None and t.is_floating_point() and t.dtype != self.dtype: t = t.to(self.dtype)
         out[name] = t
     return out
 
