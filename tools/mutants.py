@@ -165,4 +165,30 @@ MUTANTS = [
          new="        kw = {}",
          notebooks=["nbs/05_trainer.ipynb"],
          sees="with loss_chunk_size=None, num_items_in_batch never reaches transformers' loss: uneven windows are wrong"),
+
+    # -- bitsandbytes 4-bit (issue 12) --
+    dict(name="nf4-offset-dropped", file="lema/quant.py",
+         old="        absmax = absmax + torch.tensor(spec.nested_offset, device=absmax.device)",
+         new="        absmax = absmax",
+         notebooks=["nbs/01a_quant.ipynb"],
+         sees="double-quantized checkpoints train on weights scaled wrongly: losses drift from QLoRA's"),
+
+    dict(name="nf4-state-cast", file="lema/memory.py",
+         old="        elif self.dtype is not None and t.is_floating_point() and t.dtype != self.dtype: t = t.to(self.dtype)",
+         new="        elif self.dtype is not None and t.is_floating_point() and t.dtype != self.dtype: t = t.to(self.dtype)\n"
+             "        if name in quant and self.dtype not in (None, torch.float32): t = t.to(torch.bfloat16).to(self.dtype)",
+         notebooks=["nbs/01a_quant.ipynb", "nbs/02_memory.ipynb"],
+         sees="16-bit runs of a 4-bit model round every dequantized weight through bfloat16 (fp16 loses 3 bits)"),
+
+    dict(name="nf4-head-quantized", file="lema/quant.py",
+         old="    skip = set(get_keys_to_not_convert(model))",
+         new="    skip = set()",
+         notebooks=["nbs/01a_quant.ipynb"],
+         sees="`lema convert --quantize` also quantizes the head (transformers keeps it full precision): a worse model"),
+
+    dict(name="nf4-size-unchecked", file="lema/quant.py",
+         old="        elif gbi.tensors[name].nbytes != spec.packed_bytes:",
+         new="        elif False:",
+         notebooks=["nbs/01a_quant.ipynb"],
+         sees="a truncated packed weight streams garbage (or reads past its tensor) instead of a clear GBIError"),
 ]
