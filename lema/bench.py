@@ -29,6 +29,8 @@ SHAPES = {
     "qwen2.5-7b":     dict(model_type="qwen2", vocab_size=152064, hidden_size=3584, intermediate_size=18944, num_hidden_layers=28, num_attention_heads=28, num_key_value_heads=4, max_position_embeddings=32768, rope_theta=1000000.0, rms_norm_eps=1e-6),
 }
 SHAPES["smollm2-135m-untied"] = {**SHAPES["smollm2-135m"], "tie_word_embeddings": False}  # its own head: a 49k × 576 matmul more to stream past
+SHAPES["llama-3.1-70b"] = {**SHAPES["llama-3.1-8b"], "hidden_size": 8192, "intermediate_size": 28672, "num_hidden_layers": 80,
+                           "num_attention_heads": 64}                          # in NF4 (-nf4): 37 GB of layers through two slots
 SHAPES["llama-3.2-1b-4l"] = {**SHAPES["llama-3.2-1b"], "num_hidden_layers": 4}          # Llama-3's head and embedding, 4 layers: CPU-sized
 TARGETS = {"llama": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"], "gpt2": ["c_attn", "c_proj", "c_fc"]}
 
@@ -43,23 +45,29 @@ def cache_dir() -> Path: return Path(os.environ.get("LEMA_BENCH_CACHE", Path.hom
 
 def build_model(shape: str, dtype="float32", root=None, seed=0) -> Path:
     "A random-weight model of `shape` on disk (config.json + model.safetensors), built once and cached."
-    from lema.gbi import _write_safetensors, _tensor_bytes, expected_tensors, prepare_monolithic_safetensors
+    from lema.gbi import _write_safetensors, _tensor_bytes, expected_tensors
+    from lema.quant import bnb_quantization_config, quantizable, quantized_items
     out = Path(root or cache_dir())/f"{shape}-{dtype}"
     if (out/"model.safetensors").is_file(): return out
-    if shape != _base(shape):  # the full-precision model, then `lema convert --quantize nf4` (double quantization)
-        prepare_monolithic_safetensors(build_model(_base(shape), dtype, root, seed), out, quantize="nf4")
-        return out
-    cfg, dt = shape_config(shape), getattr(torch, dtype)
+    cfg, dt, nf4 = shape_config(shape), getattr(torch, dtype), shape != _base(shape)
     shapes, tied = expected_tensors(cfg)
     g = torch.Generator().manual_seed(seed)
-    def gen(name, shape):
+    def make(name, shape):
         def get():
             if len(shape) == 1: t = torch.ones(shape) if not name.endswith("bias") else torch.zeros(shape)  # norms 1, biases 0
             else: t = torch.randn(shape, generator=g) * 0.02                                               # HF's initializer_range
-            return _tensor_bytes(t.to(dt))
+            return t.to(dt)
         return get
+    # -nf4: each linear quantized as it is generated (what `lema convert --quantize nf4` makes of the full-precision build,
+    # without ever writing it: a 70B shape is 37 GB in NF4, 140 GB in bfloat16)
+    quant = set(quantizable(cfg)) if nf4 else set()
+    items = []
+    for n, s in shapes.items():
+        if n in tied: continue
+        if n in quant: items += quantized_items(n, s, dt, make(n, s), "nf4", double_quant=True)
+        else: items.append((n, dt, s, (lambda get: lambda: _tensor_bytes(get()))(make(n, s))))
+    if nf4: cfg.quantization_config = bnb_quantization_config("nf4", True, dt)
     out.mkdir(parents=True, exist_ok=True)
-    items = [(n, dt, s, gen(n, s)) for n, s in shapes.items() if n not in tied]
     _write_safetensors(out/"model.safetensors", items, progress=True, desc=f"building {shape}")
     cfg.save_pretrained(out)
     return out

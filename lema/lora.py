@@ -101,6 +101,7 @@ def atomic_directory(path):
     recover_directory(path)
     for p in _leftovers(path): shutil.rmtree(p)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+    umask = os.umask(0); os.umask(umask); os.chmod(tmp, 0o777 & ~umask)  # a directory's usual permissions, not mkdtemp's 0700
     try:
         yield tmp
         _fsync_tree(tmp)
