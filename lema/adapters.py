@@ -6,6 +6,7 @@ Docs: https://lema-dev.github.io/lema/adapters.html.md"""
 
 # %% ../nbs/04_adapters.ipynb #ab085309
 from __future__ import annotations
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 import torch
@@ -49,11 +50,23 @@ def get_adapter(hf_config) -> ModelAdapter:
     return ADAPTERS[mt]
 
 # %% ../nbs/04_adapters.ipynb #7f160ed3
+def _autocast_state(device_type: str) -> list:
+    "The autocast settings in force for `device_type` and the CPU (what `torch.utils.checkpoint` saves for its recompute)."
+    return [(t, torch.is_autocast_enabled(t), torch.get_autocast_dtype(t)) for t in dict.fromkeys(("cpu", device_type))]
+
+@contextmanager
+def _autocast(state: list):
+    "Run under the autocast settings `state` (from `_autocast_state`)."
+    with ExitStack() as stack:
+        for t, on, dt in state: stack.enter_context(torch.autocast(t, dtype=dt, enabled=on))
+        yield
+
 class _LayerFn(torch.autograd.Function):
     "Run streamed layer `sl` keeping only its input (recompute in the backward), or its activations (`keep_activations`)."
     @staticmethod
     def forward(ctx, sl, args, kwargs, hidden, *lora_params):
         ctx.sl, ctx.args, ctx.kwargs = sl, args, kwargs
+        ctx.autocast = _autocast_state(sl.streamer.device.type)  # the recompute must compute what this forward computed
         if not sl.keep_activations:
             if sl.offloader is None: ctx.save_for_backward(hidden)
             else: ctx.key = sl.offloader.put(sl.idx, hidden)  # to pinned host memory, on a side stream
@@ -79,7 +92,7 @@ class _LayerFn(torch.autograd.Function):
                     if sl.idx: sl.offloader.prefetch((ctx.key[0], sl.idx - 1))  # the next layer's input, one layer ahead
                     hidden = sl.offloader.get(ctx.key)
                 h = hidden.detach().requires_grad_(ctx.needs_input_grad[3])
-                with torch.enable_grad(): out = sl._call(h, ctx.args, ctx.kwargs)  # recompute
+                with torch.enable_grad(), _autocast(ctx.autocast): out = sl._call(h, ctx.args, ctx.kwargs)  # recompute
             inputs = ([h] if h.requires_grad else []) + list(sl.lora_params)
             grads = torch.autograd.grad(out, inputs, grad_out, allow_unused=True)
             sl._unbind()

@@ -17,7 +17,7 @@ from .lora import atomic_directory, recover_directory, write_adapter, load_adapt
 from .adapters import StreamedCausalLM
 
 # %% auto #0
-__all__ = ['NonFiniteLossError', 'LemaTrainer', 'HostOffloadAdamW']
+__all__ = ['NonFiniteLossError', 'NonFiniteGradientError', 'LemaTrainer', 'HostOffloadAdamW']
 
 # %% ../nbs/05_trainer.ipynb #f1e8dd66
 def _unpack(input_ids, labels, attention_mask):
@@ -33,11 +33,21 @@ def _unpack(input_ids, labels, attention_mask):
 class NonFiniteLossError(LemaError, FloatingPointError):
     "The loss was NaN or infinite (and `on_nonfinite_loss='raise'`)."
 
+class NonFiniteGradientError(NonFiniteLossError):
+    "The LoRA gradients' norm was NaN or infinite at an optimizer step (and `on_nonfinite_loss='raise'`)."
+
+def _grad_norm(grads) -> torch.Tensor:
+    "The global 2-norm of `grads` (what `clip_grad_norm_` computes), without touching them."
+    return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g.detach(), 2.0) for g in grads]), 2.0)
+
 class LemaTrainer:
     "Trains a LEMA model's LoRA adapters with any torch optimizer over them."
-    def __init__(self, model: StreamedCausalLM, optimizer: torch.optim.Optimizer, config: LemaConfig|None=None, scheduler=None):
+    def __init__(self, model: StreamedCausalLM, optimizer: torch.optim.Optimizer, config: LemaConfig|None=None, scheduler=None,
+                 scaler: torch.amp.GradScaler|None|bool=None):  # None: a GradScaler when the model computes in float16; False: none
         if not model.loras: raise ConfigurationError("the model has no LoRA adapters: call `model.initialize_lora()` before `get_trainer`")
         self.model, self.optimizer, self.config, self.scheduler = model, optimizer, config or model.config, scheduler
+        if scaler is None: scaler = torch.amp.GradScaler(model.device.type) if model.dtype == torch.float16 else False
+        self.scaler = scaler or None  # float16 gradients overflow: the loss is scaled up, the gradients down before they are used
         self.global_step, self.micro_step = 0, 0  # optimizer steps done; micro-steps into the current accumulation window
         self.skipped_steps, self.last_grad_norm, self._bad_window, self._window_items = 0, None, False, None
 
@@ -55,22 +65,35 @@ class LemaTrainer:
             self._bad_window = True  # this window's update is skipped
         # with `num_items_in_batch` the loss is this micro-batch's token-sum over the window's count, so the window's gradient
         # is the full batch's whatever each micro-batch holds; without it, each micro-step adds its own mean / k
-        elif num_items_in_batch is not None: out.loss.backward()
-        else: (out.loss / self.config.gradient_accumulation_steps).backward()
+        else:
+            loss = out.loss if num_items_in_batch is not None else out.loss / self.config.gradient_accumulation_steps
+            (loss if self.scaler is None else self.scaler.scale(loss)).backward()
         self.micro_step += 1
         if self.micro_step == self.config.gradient_accumulation_steps: self._optimizer_step()
         return (out.logits.detach() if want_logits else None), out.loss.detach()
 
     def _optimizer_step(self):
-        params = self.model.get_trainable_parameters()
-        if self._bad_window:
-            warnings.warn(f"non-finite loss in the window of optimizer step {self.global_step + 1}: update skipped")
-            self.skipped_steps += 1
+        skip = self._bad_window
+        if skip: warnings.warn(f"non-finite loss in the window of optimizer step {self.global_step + 1}: update skipped")
         else:
             with torch.profiler.record_function("lema.optimizer_step"):
-                self.last_grad_norm = torch.nn.utils.clip_grad_norm_(params, self.config.max_grad_norm or math.inf)
-                self.optimizer.step()
-            if self.scheduler is not None: self.scheduler.step()
+                if hasattr(self.optimizer, "pull_grads"): self.optimizer.pull_grads()  # HostOffloadAdamW: unscale, check, clip on the host
+                if self.scaler is not None: self.scaler.unscale_(self.optimizer)     # before the norm and the clipping
+                params = [p for g in self.optimizer.param_groups for p in g["params"] if p.grad is not None]
+                self.last_grad_norm = norm = _grad_norm([p.grad for p in params]) if params else torch.zeros(())
+                if not bool(torch.isfinite(norm)):  # device-to-host sync: once per optimizer step
+                    skip = True
+                    if self.scaler is None:  # (an overflow under the scaler is routine: it lowers the scale, silently)
+                        msg = f"gradient norm is {norm.item()} at optimizer step {self.global_step + 1}"
+                        if self.config.on_nonfinite_loss == "raise": raise NonFiniteGradientError(msg)
+                        warnings.warn(msg + ": update skipped")
+                else:
+                    if self.config.max_grad_norm: torch.nn.utils.clip_grad_norm_(params, self.config.max_grad_norm)
+                    if self.scaler is None: self.optimizer.step()
+                    else: self.scaler.step(self.optimizer)
+                    if self.scheduler is not None: self.scheduler.step()
+                if self.scaler is not None: self.scaler.update()
+        if skip: self.skipped_steps += 1
         self.optimizer.zero_grad(set_to_none=True)
         self.micro_step, self.global_step, self._bad_window, self._window_items = 0, self.global_step + 1, False, None
         if self.config.save_steps and self.global_step % self.config.save_steps == 0:
@@ -118,6 +141,7 @@ def save_checkpoint(self: LemaTrainer, path) -> Path:
     state = {"global_step": self.global_step, "micro_step": self.micro_step, "skipped_steps": self.skipped_steps,
              "bad_window": self._bad_window, "window_items": self._window_items, "lema_config": self.config.to_dict()}
     if self.scheduler is not None: state["scheduler"] = self.scheduler.state_dict()
+    if self.scaler is not None: state["grad_scaler"] = self.scaler.state_dict()  # floats and ints: JSON
     with atomic_directory(path) as tmp:  # one atomic directory: a kill at any point leaves the old or the new checkpoint
         write_adapter(tmp, m.loras, m.config.model_name_or_path, m.adapter.fan_in_fan_out, m.targets())
         save_file(tensors, tmp/"optimizer.safetensors", metadata={"format": "pt"})
@@ -144,6 +168,7 @@ def load_checkpoint(self: LemaTrainer, path):
     self.global_step, self.micro_step = state["global_step"], state["micro_step"]
     self.skipped_steps, self._bad_window = state.get("skipped_steps", 0), state.get("bad_window", False)
     self._window_items = state.get("window_items")
+    if self.scaler is not None and state.get("grad_scaler"): self.scaler.load_state_dict(state["grad_scaler"])
     self._scheduler_state = state.get("scheduler")
     self._restore_scheduler()  # now, or when `fit` creates the scheduler
     return self
@@ -265,18 +290,27 @@ class HostOffloadAdamW(torch.optim.AdamW):
         super().__init__(host, **kw)
 
     @torch.no_grad()
-    def step(self, closure=None):
+    def pull_grads(self):
+        "Device -> host: the current weights and their grads (`step` does it unless done: a trainer unscales and clips them here)."
         host = [p for g in self.param_groups for p in g["params"]]
-        for d, h in zip(self.device_params, host):  # device -> host: the current weights and their grads
+        for d, h in zip(self.device_params, host):
             h.copy_(d, non_blocking=True)
             h.grad = None if d.grad is None else d.grad.to("cpu", torch.float32, non_blocking=True)
-        if any(d.is_cuda for d in self.device_params): torch.cuda.synchronize()  # host sync: once per optimizer step
+        for dev in {d.device for d in self.device_params if d.is_cuda}: torch.cuda.synchronize(dev)  # their device, not the current
+        self._pulled = True
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        if not getattr(self, "_pulled", False): self.pull_grads()
         loss = super().step(closure)
-        for d, h in zip(self.device_params, host): d.copy_(h, non_blocking=True)  # host -> device: the new weights
+        for d, h in zip(self.device_params, (p for g in self.param_groups for p in g["params"])):
+            d.copy_(h, non_blocking=True)  # host -> device: the new weights
+        self._pulled = False
         return loss
 
     def zero_grad(self, set_to_none: bool=True):
         super().zero_grad(set_to_none)
+        self._pulled = False  # a skipped step pulled grads it never used
         for d in self.device_params:
             if set_to_none: d.grad = None
             elif d.grad is not None: d.grad.zero_()

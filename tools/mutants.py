@@ -197,4 +197,23 @@ MUTANTS = [
          new="            return memoryview(cache[suffix].contiguous().view(-1).view(torch.uint8).numpy())",
          notebooks=["nbs/01a_quant.ipynb"],
          sees="`lema convert --quantize` keeps every quantized tensor until the end: a 70B conversion needs 37 GB of RAM"),
+
+    # -- CUDA-path defects found by reading (issue 13), shown on CPU --
+    dict(name="grad-norm-unchecked", file="lema/trainer.py",
+         old="                if not bool(torch.isfinite(norm)):  # device-to-host sync: once per optimizer step",
+         new="                if False:",
+         notebooks=["nbs/05_trainer.ipynb"],
+         sees="one infinite gradient (finite loss) turns every adapter into NaN for the rest of the run"),
+
+    dict(name="scaler-unscaled-clip", file="lema/trainer.py",
+         old="                if self.scaler is not None: self.scaler.unscale_(self.optimizer)     # before the norm and the clipping",
+         new="                pass",
+         notebooks=["nbs/05_trainer.ipynb"],
+         sees="float16 runs clip the scaled gradients (by 2^16): updates shrink to nothing, reported grad norms are huge"),
+
+    dict(name="recompute-autocast-lost", file="lema/adapters.py",
+         old="                with torch.enable_grad(), _autocast(ctx.autocast): out = sl._call(h, ctx.args, ctx.kwargs)  # recompute",
+         new="                with torch.enable_grad(): out = sl._call(h, ctx.args, ctx.kwargs)  # recompute",
+         notebooks=["nbs/04_adapters.ipynb"],
+         sees="under torch.autocast the backward recomputes each layer in float32: gradients of a different forward"),
 ]
