@@ -14,13 +14,14 @@ from torch import nn
 from fastcore.basics import patch
 from .config import ConfigurationError, InputError, LemaConfig, UnsupportedModelError
 from .gbi import GlobalBinaryIndex
-from .quant import dequantize, require_bitsandbytes
+from .quant import dequantize, quant_parts, require_bitsandbytes
 from .memory import ActivationOffloader, LayerStreamer, bind_parameters
 from .lora import apply_lora, matches_target
 from .loss import chunked_causal_lm_loss
 
 # %% auto #0
-__all__ = ['ADAPTERS', 'ModelAdapter', 'get_adapter', 'StreamedLayer', 'HostEmbedding', 'StreamedCausalLM', 'LemaLossOutput']
+__all__ = ['ADAPTERS', 'ModelAdapter', 'get_adapter', 'StreamedLayer', 'checkpoint_dtype', 'compute_dtype', 'HostEmbedding',
+           'StreamedCausalLM', 'LemaLossOutput']
 
 # %% ../nbs/04_adapters.ipynb #fabc3745
 @dataclass(frozen=True)
@@ -204,6 +205,31 @@ def _materialize(model: nn.Module, gbi: GlobalBinaryIndex, skip: str, device, dt
         parent, _, leaf = mname.rpartition(".")
         setattr(model.get_submodule(parent), leaf, new)
 
+def checkpoint_dtype(gbi: GlobalBinaryIndex, hf_config) -> torch.dtype:
+    "What transformers' `dtype='auto'` loads: `config.json`'s dtype, else the first floating-point weight's (float32 if none)."
+    dt = getattr(hf_config, "dtype", None) or getattr(hf_config, "torch_dtype", None)
+    if isinstance(dt, str): dt = getattr(torch, dt, None)
+    if not isinstance(dt, torch.dtype):
+        parts = quant_parts(gbi.quant)
+        dt = next((t.dtype for n, t in gbi.tensors.items() if t.dtype.is_floating_point and n not in parts), torch.float32)
+    return dt if dt in (torch.float32, torch.float16, torch.bfloat16) else torch.float32
+
+def compute_dtype(requested: str, stored: torch.dtype, capability: tuple|None=None) -> torch.dtype:
+    "The dtype to compute in: `requested`, or with 'auto' `stored` — float16 instead of bfloat16 on a GPU without bf16 tensor cores."
+    import warnings
+    slow_bf16 = capability is not None and tuple(capability) < (8, 0)  # T4 (7.5), P100 (6.0), V100 (7.0)
+    if requested != "auto":
+        dt = getattr(torch, requested)
+        if dt == torch.bfloat16 and slow_bf16:
+            warnings.warn(f"dtype='bfloat16' on a GPU of compute capability {capability[0]}.{capability[1]}: no bfloat16 tensor cores "
+                          "there, every matmul is emulated (slow); dtype='auto' or 'float16' trains in float16 with loss scaling")
+        return dt
+    if stored == torch.bfloat16 and slow_bf16:
+        warnings.warn(f"a bfloat16 checkpoint on a GPU of compute capability {capability[0]}.{capability[1]} (no bfloat16 tensor cores): "
+                      "computing in float16, with loss scaling")
+        return torch.float16
+    return stored
+
 class HostEmbedding(nn.Module):
     "An input embedding whose matrix stays in host memory (a view of the checkpoint): only the batch's rows go to the device."
     def __init__(self, weight: torch.Tensor, device, dtype):
@@ -232,7 +258,9 @@ class StreamedCausalLM(nn.Module):
             require_bitsandbytes()
             if self.adapter.fan_in_fan_out:
                 raise UnsupportedModelError(f"{self.hf_config.model_type}: 4-bit checkpoints of Conv1D models are not supported")
-        self.device, self.dtype = torch.device(config.device), config.torch_dtype
+        self.device = torch.device(config.device)
+        self.dtype = compute_dtype(config.dtype, checkpoint_dtype(self.gbi, self.hf_config),
+                                   torch.cuda.get_device_capability(self.device) if self.device.type == "cuda" else None)
         with torch.device("meta"):
             hf = AutoModelForCausalLM.from_config(self.hf_config, attn_implementation=config.attn_implementation)
         hf.eval().requires_grad_(False)

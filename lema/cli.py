@@ -77,7 +77,7 @@ def default_run(output_dir="output", steps=40, device=None, verbose=True, **over
     "Fine-tune the built-in default with LEMA and check PEFT reads the adapter; returns the history."
     config = default_config(output_dir, steps, device, **overrides)
     model, trainer, hist = run_training(config, verbose=verbose)
-    tol = 1e-4 if config.dtype == "float32" else 5e-2  # float32: PEFT's arithmetic is LEMA's; 16-bit: rounding
+    tol = 1e-4 if model.dtype == torch.float32 else 5e-2  # float32: PEFT's arithmetic is LEMA's; 16-bit: rounding
     hist.attrs["peft_logits_max_abs_diff"] = diff = check_adapter_in_peft(model, Path(output_dir)/"adapter", atol=tol)
     if verbose: print(f"PeftModel.from_pretrained on the saved adapter gives LEMA's logits (max |diff| {diff:.2e} <= {tol:g})")
     return hist

@@ -82,7 +82,7 @@ class LemaConfig:
     gradient_checkpointing: bool = True  # recompute each layer in the backward (keep only layer inputs); False: keep activations
     save_steps: int = 500                # auto-checkpoint every N optimizer steps (0: never)
     output_dir: str = "output"           # where checkpoints and the final adapter go
-    dtype: str = "float32"               # compute dtype of the frozen weights: float32, float16, bfloat16
+    dtype: str = "auto"                  # compute dtype: auto (the checkpoint's, as transformers), float32, float16, bfloat16
     attn_implementation: str = "sdpa"    # transformers attention: "sdpa" or "eager"
     loss_chunk_size: int|None = 256      # tokens per chunk of the head + loss (the whole logits never exist); None: transformers' loss
     return_logits: bool = True           # `train_step` returns the logits (computed without a graph); False: `(None, loss)`
@@ -138,7 +138,7 @@ def _problems(c: LemaConfig) -> list[str]:
         p.append(f"`learning_rate` should be a positive number, got {c.learning_rate!r}")
     if not isinstance(c.strategy, MemoryStrategy):
         p.append(f"`strategy` should be one of {[s.value for s in MemoryStrategy]}, got {c.strategy!r}")
-    if c.dtype not in _DTYPES: p.append(f"`dtype` should be one of {list(_DTYPES)}, got {c.dtype!r}")
+    if c.dtype != "auto" and c.dtype not in _DTYPES: p.append(f"`dtype` should be 'auto' or one of {list(_DTYPES)}, got {c.dtype!r}")
     if c.attn_implementation not in ("sdpa", "eager"):
         p.append(f"`attn_implementation` should be 'sdpa' or 'eager', got {c.attn_implementation!r}")
     if c.lora_target_modules is not None and (not isinstance(c.lora_target_modules, list) or not c.lora_target_modules
@@ -173,9 +173,9 @@ def validate(self: LemaConfig):
 def _config_error(problems): return ConfigurationError("Invalid LemaConfig:\n  - " + "\n  - ".join(problems), problems)
 
 @patch(as_prop=True)
-def torch_dtype(self: LemaConfig) -> torch.dtype:
-    "The compute dtype as a `torch.dtype`."
-    return _DTYPES[self.dtype]
+def torch_dtype(self: LemaConfig) -> torch.dtype|None:
+    "The compute dtype as a `torch.dtype`; None for 'auto' (the model resolves it from the checkpoint)."
+    return _DTYPES.get(self.dtype)
 
 # %% ../nbs/00_config.ipynb #3c0a4988
 CONFIG_NAME = "lema_config.json"

@@ -58,12 +58,32 @@ def from_pretrained(cls: LemaModel, adapter_dir, **overrides) -> LemaModel:
 # %% ../nbs/06_model.ipynb #995cfd43
 @patch
 def to(self: LemaModel, device) -> LemaModel:
-    "Move to `device` ('cpu' or 'cuda[:N]'), keeping the LoRA weights; returns `self`."
-    state = {n: (m.lora_A.weight.detach().cpu(), m.lora_B.weight.detach().cpu()) for n, m in self.loras.items()}
-    rslora = any(not math.isclose(m.scaling, m.alpha / m.r) for m in self.loras.values())
+    "Move to `device` ('cpu' or 'cuda[:N]'); the LoRA parameters move in place (same objects). Returns `self`."
+    device = torch.device(device)
+    norm = lambda d: torch.device("cuda", torch.cuda.current_device()) if d.type == "cuda" and d.index is None else d
+    return self if norm(device) == norm(self.device) else self._rebuild(device)
+
+def _move_optimizer_state(opt, device):
+    "Move `opt`'s per-parameter state tensors to `device` (AdamW's `step` counters stay where AdamW keeps them)."
+    if isinstance(opt, HostOffloadAdamW): return  # its state lives on the host whatever the device
+    for st in opt.state.values():
+        for k, v in st.items():
+            if torch.is_tensor(v) and v.dim() > 0: st[k] = v.to(device)
+
+@patch
+def _rebuild(self: LemaModel, device) -> LemaModel:
+    "Rebuild the streamed model on `device`, keeping the LoRA modules: their parameters (and grads) moved in place."
+    loras, trainers = self.loras, list(getattr(self, "_trainers", ()))
+    rslora = any(not math.isclose(m.scaling, m.alpha / m.r) for m in loras.values())
     self.__init__(dataclasses.replace(self.config, device=str(device)))
-    if state:
+    if loras:
         self.initialize_lora(use_rslora=rslora)
         with torch.no_grad():
-            for n, (a, b) in state.items(): self.loras[n].lora_A.weight.copy_(a); self.loras[n].lora_B.weight.copy_(b)
+            for n, old in loras.items():
+                for ab in ("lora_A", "lora_B"):
+                    p = getattr(old, ab).weight
+                    p.data = p.data.to(device)
+                    if p.grad is not None: p.grad = p.grad.to(device)
+                    setattr(self.loras[n], ab, getattr(old, ab))  # the same module, the same Parameter
+    for t in trainers: _move_optimizer_state(t.optimizer, device); self._trainers.add(t)
     return self

@@ -6,7 +6,7 @@ Docs: https://lema-dev.github.io/lema/trainer.html.md"""
 
 # %% ../nbs/05_trainer.ipynb #0742fb4b
 from __future__ import annotations
-import dataclasses, itertools, json, math, os, re, resource, shutil, time, warnings
+import dataclasses, itertools, json, math, os, re, resource, shutil, time, warnings, weakref
 from collections.abc import Mapping
 from pathlib import Path
 import torch
@@ -48,6 +48,7 @@ class LemaTrainer:
         self.model, self.optimizer, self.config, self.scheduler = model, optimizer, config or model.config, scheduler
         if scaler is None: scaler = torch.amp.GradScaler(model.device.type) if model.dtype == torch.float16 else False
         self.scaler = scaler or None  # float16 gradients overflow: the loss is scaled up, the gradients down before they are used
+        model.__dict__.setdefault("_trainers", weakref.WeakSet()).add(self)  # `model.to(device)` moves their optimizer state
         self.global_step, self.micro_step = 0, 0  # optimizer steps done; micro-steps into the current accumulation window
         self.skipped_steps, self.last_grad_norm, self._bad_window, self._window_items = 0, None, False, None
 

@@ -216,4 +216,16 @@ MUTANTS = [
          new="                with torch.enable_grad(): out = sl._call(h, ctx.args, ctx.kwargs)  # recompute",
          notebooks=["nbs/04_adapters.ipynb"],
          sees="under torch.autocast the backward recomputes each layer in float32: gradients of a different forward"),
+
+    dict(name="to-copies-weights", file="lema/model.py",
+         old="                    setattr(self.loras[n], ab, getattr(old, ab))  # the same module, the same Parameter",
+         new="                    getattr(self.loras[n], ab).weight.data.copy_(p.data)",
+         notebooks=["nbs/06_model.ipynb"],
+         sees="after model.to(device) the trainer made earlier steps tensors the model no longer uses: training silently stops"),
+
+    dict(name="dtype-auto-float32", file="lema/adapters.py",
+         old="    return dt if dt in (torch.float32, torch.float16, torch.bfloat16) else torch.float32",
+         new="    return torch.float32",
+         notebooks=["nbs/04_adapters.ipynb"],
+         sees="a bfloat16 checkpoint computes in float32 by default: twice the device memory and time of transformers' dtype='auto'"),
 ]
