@@ -15,7 +15,7 @@ from fastcore.basics import patch
 from .config import ConfigurationError, InputError, LemaConfig, UnsupportedModelError
 from .gbi import GlobalBinaryIndex
 from .quant import dequantize, quant_parts, require_bitsandbytes
-from .memory import ActivationOffloader, LayerStreamer, bind_parameters
+from .memory import ActivationOffloader, LayerStreamer, bind_parameters, held_bytes
 from .lora import apply_lora, matches_target
 from .loss import chunked_causal_lm_loss
 
@@ -147,8 +147,8 @@ class StreamedLayer(nn.Module):
 def _bind(self: StreamedLayer, w: dict):
     "Bind weights `w` and remember where they live, for the saved-tensor hooks."
     bind_parameters(self.layer, w, self.prefix)
-    self._w, self._buf = w, self.streamer.buffer_of(self.idx)
-    self._buf_ptr = self._buf.untyped_storage().data_ptr()
+    self._w, self._buf = w, self.streamer.buffer_of(self.idx)  # None: a fixed layer of cast copies, no buffer
+    self._buf_ptr = None if self._buf is None else self._buf.untyped_storage().data_ptr()
     self._cast = {t.untyped_storage().data_ptr(): n for n, t in w.items() if t.untyped_storage().data_ptr() != self._buf_ptr}
 
 @patch
@@ -284,8 +284,7 @@ class StreamedCausalLM(nn.Module):
         if not self.config.device_budget_gb: return 0
         budget, n = self.config.device_budget_gb * 2**30, 0
         for names in self.layer_names:
-            infos = [self.gbi.locate(x) for x in names]
-            need = sum(t.nbytes // t.dtype.itemsize * (self.dtype.itemsize if t.dtype.is_floating_point else t.dtype.itemsize) for t in infos)
+            need = held_bytes(self.gbi, names, self.dtype)  # what the fixed layer will hold: its tensors in the compute dtype
             if need > budget: break
             budget, n = budget - need, n + 1
         return n
@@ -350,6 +349,15 @@ def check_batch(self: StreamedCausalLM, input_ids, attention_mask=None, labels=N
         bad = labels[(labels != -100) & ((labels < 0) | (labels >= V))]
         if bad.numel(): raise InputError(f"labels contain {int(bad[0])}: expected token ids in [0, {V}) or -100 (ignored)")
 
+@patch
+def _to_device(self: StreamedCausalLM, *tensors) -> dict:
+    "`{id(t): t on the device}`: each tensor moved once (labels that are the input ids: one copy); asynchronously from pinned memory only."
+    out = {}
+    for t in tensors:
+        if t is not None and id(t) not in out:
+            out[id(t)] = t.to(self.device, non_blocking=t.device.type == "cpu" and self.device.type == "cuda" and t.is_pinned())
+    return out
+
 class LemaLossOutput:
     "A training forward's `loss`, and its `logits` when they were asked for: otherwise reading them is an error, not a None."
     def __init__(self, loss, logits=None): self.loss, self._logits = loss, logits
@@ -367,8 +375,9 @@ def outputs(self: StreamedCausalLM, input_ids, attention_mask=None, labels=None,
             num_items_in_batch=None):       # the loss is the token-sum over this count (an accumulation window's), not the mean
     "transformers' `CausalLMOutput` (logits, and loss when `labels` are given), layers streamed; the loss is chunked."
     self.check_batch(input_ids, attention_mask, labels)
-    mv = lambda t: None if t is None else t.to(self.device, non_blocking=True)
     c = self.config
+    moved = self._to_device(input_ids, attention_mask, labels)
+    mv = lambda t: None if t is None else moved[id(t)]
     ids = input_ids if c.embedding_on_host else mv(input_ids)  # a HostEmbedding looks the rows up where the ids already are
     if labels is None or c.loss_chunk_size is None or not self.adapter.plain_head:  # transformers' own forward and loss
         kw = {} if num_items_in_batch is None else dict(num_items_in_batch=num_items_in_batch)

@@ -67,7 +67,7 @@ class LemaConfig:
     gbi_path: str|None = None            # safetensors file / index / dir; None: found in `model_name_or_path`
     device: str = field(default_factory=_default_device)  # "cuda", "cuda:1" or "cpu"
     strategy: MemoryStrategy|str = MemoryStrategy.STREAMING  # where frozen layers live between uses
-    ram_buffer_size: int = 2             # pinned host staging buffers (layers in flight from disk)
+    ram_buffer_size: int|None = None     # deprecated, ignored: one pinned staging buffer per device slot (`vram_buffer_size`)
     vram_buffer_size: int = 2            # device slots (layers on the device at once; >=2 overlaps copy and compute)
     device_budget_gb: float|None = None  # decoder layers that fit this many GB stay on the device, never streamed
     use_lora: bool = True                # train LoRA adapters (the only trainable parameters)
@@ -108,6 +108,10 @@ class LemaConfig:
         if isinstance(self.strategy, str) and self.strategy in {s.value for s in MemoryStrategy}:
             self.strategy = MemoryStrategy(self.strategy)
         if isinstance(self.lora_target_modules, (tuple, set)): self.lora_target_modules = list(self.lora_target_modules)
+        if self.ram_buffer_size is not None:
+            import warnings
+            warnings.warn("`ram_buffer_size` is deprecated and ignored: the host staging ring has one pinned buffer per device slot "
+                          "(`vram_buffer_size`); it will be removed", FutureWarning, stacklevel=3)
         self.validate()
 
 # %% ../nbs/00_config.ipynb #b81586fb
@@ -118,7 +122,7 @@ def _problems(c: LemaConfig) -> list[str]:
         v = getattr(c, name)
         if isinstance(v, bool) or not isinstance(v, int) or v < (0 if zero_ok else 1):
             p.append(f"`{name}` should be a {'non-negative' if zero_ok else 'positive'} integer, got {v!r}")
-    for n in ("lora_rank", "ram_buffer_size", "vram_buffer_size", "batch_size", "gradient_accumulation_steps", "max_seq_length"): pos_int(n)
+    for n in ("lora_rank", "vram_buffer_size", "batch_size", "gradient_accumulation_steps", "max_seq_length"): pos_int(n)
     pos_int("save_steps", zero_ok=True); pos_int("num_train_epochs"); pos_int("logging_steps"); pos_int("warmup_steps", zero_ok=True)
     pos_int("seed", zero_ok=True)
     for n in ("max_steps", "eval_steps", "save_total_limit"):

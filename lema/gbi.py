@@ -173,6 +173,11 @@ def release(self: GlobalBinaryIndex, r: ByteRange|TensorInfo):
     lo, hi = (r.start // ps) * ps, min(-(-r.end // ps) * ps, len(mm))
     if hi > lo: mm.madvise(mmap.MADV_DONTNEED, lo, hi - lo)
 
+@patch
+def close(self: GlobalBinaryIndex):
+    "Forget the file mappings (each unmaps once no tensor views it any more); a later read maps the file again."
+    self._maps.clear()
+
 # %% ../nbs/01_gbi.ipynb #732600e5
 @patch
 def _find_layers(self: GlobalBinaryIndex):

@@ -18,7 +18,7 @@ from .gbi import ByteRange, GlobalBinaryIndex, _view
 from .quant import dequantize, quant_parts
 
 # %% auto #0
-__all__ = ['LayerLayout', 'layer_layout', 'LayerStreamer', 'ActivationOffloader', 'bind_parameters']
+__all__ = ['LayerLayout', 'layer_layout', 'held_bytes', 'LayerStreamer', 'ActivationOffloader', 'bind_parameters']
 
 # %% ../nbs/02_memory.ipynb #e8ef418c
 @dataclass
@@ -40,6 +40,27 @@ def layer_layout(gbi: GlobalBinaryIndex, names: list[str]) -> LayerLayout:
     return LayerLayout(ranges, tensors, off)
 
 # %% ../nbs/02_memory.ipynb #d7f89d33
+def _host_buffer(nbytes: int, pin: bool, registered: list) -> torch.Tensor:
+    "`nbytes` of host memory; page-locked when `pin`, exactly that size (registered with CUDA, not PyTorch's pinned allocator)."
+    # PyTorch's pinned allocator rounds each request up to a power of two and caches it: a 12.4 GiB resident copy would pin 16 GiB
+    t = torch.empty(nbytes, dtype=torch.uint8)
+    if pin and nbytes:
+        if (err := torch.cuda.cudart().cudaHostRegister(t.data_ptr(), nbytes, 0)) != 0:
+            raise LemaError(f"could not pin {nbytes / 2**30:.2f} GiB of host memory for the layer stream (CUDA error {err}): "
+                            "lower ram use (strategy='streaming', fewer vram_buffer_size) or free host memory")
+        registered.append(t)
+    return t
+
+def held_bytes(gbi: GlobalBinaryIndex, names: list[str], dtype: torch.dtype|None) -> int:
+    "Device bytes a layer kept on the device holds: its tensors in the compute dtype (4-bit ones packed, as stored)."
+    parts = quant_parts(gbi.quant)
+    n = 0
+    for name in names:
+        t = gbi.locate(name)
+        cast = dtype is not None and t.dtype.is_floating_point and name not in parts and name not in gbi.quant
+        n += t.nbytes // t.dtype.itemsize * dtype.itemsize if cast else t.nbytes
+    return n
+
 class LayerStreamer:
     "Moves decoder layers, each one block of bytes, from the checkpoint into a ring of reusable device slots."
     def __init__(self,
@@ -60,32 +81,39 @@ class LayerStreamer:
         self.n_fixed = min(max(n_fixed, 0), len(self.layouts))
         self.max_bytes = max((l.nbytes for l in self.layouts[self.n_fixed:]), default=0)
         self.log, self.stats = deque(maxlen=4096), Counter()  # the latest events, in order (bounded: runs are long); loads/acquires/bytes
-        self._lock, self._pool = threading.Lock(), ThreadPoolExecutor(1, thread_name_prefix="lema-prefetch")
+        self._lock, self._closed, self._pinned = threading.Lock(), False, []
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="lema-prefetch",  # its CUDA work goes to the model's device
+                                        **(dict(initializer=torch.cuda.set_device, initargs=(self.device,)) if self.cuda else {}))
         pin = self.cuda
         if self.strategy == MemoryStrategy.RESIDENT:  # every layer in host RAM once, back to back
             self._host_off = [0]
             for l in self.layouts[:-1]: self._host_off.append(self._host_off[-1] + l.nbytes)
-            self.host = torch.empty(sum(l.nbytes for l in self.layouts), dtype=torch.uint8, pin_memory=pin)
+            self.host = _host_buffer(sum(l.nbytes for l in self.layouts), pin, self._pinned)
             for l, o in zip(self.layouts, self._host_off): self._fill(self.host[o:o + l.nbytes], l)
-        self.fixed = {}  # layer -> (device buffer, its views in the compute dtype, cast once)
-        for i in range(self.n_fixed):
-            buf = torch.empty(self.layouts[i].nbytes, dtype=torch.uint8, device=self.device)
-            if self.strategy == MemoryStrategy.RESIDENT: buf.copy_(self.host[self._host_off[i]:self._host_off[i] + buf.numel()])
-            else:
-                tmp = torch.empty(buf.numel(), dtype=torch.uint8, pin_memory=pin); self._fill(tmp, self.layouts[i]); buf.copy_(tmp)
-            self.fixed[i] = (buf, None if self._quant[i][0] else self._views(buf, i))  # 4-bit stays packed: dequantized per use
+        self.fixed = {}  # layer -> (its device buffer or None, its tensors in the compute dtype or None: 4-bit, dequantized per use)
+        for i in range(self.n_fixed): self.fixed[i] = self._place(i)
         streamed = len(self.layouts) > self.n_fixed
         n = n_slots if streamed and (self.cuda or self.strategy == MemoryStrategy.STREAMING) else 0  # resident on CPU: no slots
-        self.staging = [torch.empty(self.max_bytes, dtype=torch.uint8, pin_memory=pin) for _ in range(n)] \
-                       if self.strategy == MemoryStrategy.STREAMING else []
+        self.staging = [_host_buffer(self.max_bytes, pin, self._pinned) for _ in range(n)] if self.strategy == MemoryStrategy.STREAMING else []
         self.slots = [torch.empty(self.max_bytes, dtype=torch.uint8, device=self.device) for _ in range(n)] if self.cuda else self.staging
         self._holds, self._busy, self._used = [None] * n, [False] * n, [0] * n  # layer in slot; acquired; last use
         self._pending, self._ready, self._freed, self._tick = [None] * n, [None] * n, [None] * n, 0
-        if self.cuda: self.copy_stream = torch.cuda.Stream(self.device)
+        if self.cuda:
+            self.copy_stream = torch.cuda.Stream(self.device)
+            for s in self.slots: s.record_stream(self.copy_stream)  # freed while a copy writes into it: not reused before it ends
 
     def __repr__(self):
         return (f"LayerStreamer({len(self.layouts)} layers ({self.n_fixed} fixed on the device), {len(self.slots)} slots x "
                 f"{self.max_bytes/2**20:.2f} MiB, {self.strategy.value}, {self.device})")
+
+    @property
+    def pinned_bytes(self) -> int: return sum(t.numel() for t in self._pinned)  # page-locked host memory this streamer holds
+    @property
+    def fixed_bytes(self) -> int:
+        "Device bytes the fixed layers hold (the budget actually used)."
+        held = lambda b, v: b.numel() if b is not None else sum({t.untyped_storage().data_ptr(): t.untyped_storage().nbytes()
+                                                                 for t in v.values()}.values())
+        return sum(held(b, v) for b, v in self.fixed.values())
 
 # %% ../nbs/02_memory.ipynb #0ee8f5a3
 from fastcore.basics import patch
@@ -115,6 +143,34 @@ def _load(self: LayerStreamer, i: int, s: int):
         ev = torch.cuda.Event(); ev.record(self.copy_stream)
     self._ready[s] = ev
 
+# %% ../nbs/02_memory.ipynb #13f00001
+@patch
+def _place(self: LayerStreamer, i: int) -> tuple:
+    "Copy layer `i` to the device for good: `(buffer, tensors)` holding only what its compute needs."
+    lay = self.layouts[i]
+    buf = torch.empty(lay.nbytes, dtype=torch.uint8, device=self.device)
+    if self.strategy == MemoryStrategy.RESIDENT: buf.copy_(self.host[self._host_off[i]:self._host_off[i] + lay.nbytes])
+    else:
+        reg = []; tmp = _host_buffer(lay.nbytes, self.cuda, reg); self._fill(tmp, lay); buf.copy_(tmp)  # a synchronous copy
+        for t in reg: torch.cuda.cudart().cudaHostUnregister(t.data_ptr())
+    if self._quant[i][0]: return buf, None  # 4-bit stays packed: dequantized per use
+    views, ptr = self._views(buf, i), buf.untyped_storage().data_ptr()
+    if all(t.untyped_storage().data_ptr() == ptr for t in views.values()): return buf, views  # nothing cast: views of the buffer
+    return None, {n: t.clone() if t.untyped_storage().data_ptr() == ptr else t for n, t in views.items()}  # cast copies only
+
+@patch
+def close(self: LayerStreamer):
+    "Wait for the loads in flight, stop the prefetch thread, drop slots, staging and fixed layers, unpin host memory. Idempotent."
+    if self._closed: return
+    self._closed = True
+    for f in self._pending:
+        if f is not None: f.exception()  # waits; an error there no longer matters
+    self._pool.shutdown(wait=True)
+    if self.cuda: self.copy_stream.synchronize()  # no DMA still writing into what is freed next
+    self.slots, self.staging, self.fixed, self.host, self._holds = [], [], {}, None, []
+    for t in self._pinned: torch.cuda.cudart().cudaHostUnregister(t.data_ptr())
+    self._pinned.clear()
+
 # %% ../nbs/02_memory.ipynb #4268b735
 @patch
 def _slot_of(self: LayerStreamer, i: int):
@@ -143,6 +199,7 @@ def prefetch(self: LayerStreamer, i: int):
 def acquire(self: LayerStreamer, i: int) -> dict[str, torch.Tensor]:
     "Layer `i`'s tensors on the device (in the compute dtype); waits only for layer `i` itself."
     self.log.append(("acquire", i))
+    if self._closed: raise LemaError("this model's layer streamer is closed (`close()` was called): build the model again")
     if i in self.fixed: return self.fixed[i][1] or self._views(self.fixed[i][0], i)  # kept on the device: nothing to move
     if not self.slots: return self._views(self.buffer_of(i), i)  # resident on CPU: views into the host copy
     with self._lock:
@@ -171,7 +228,7 @@ def release(self: LayerStreamer, i: int):
 @patch
 def buffer_of(self: LayerStreamer, i: int) -> torch.Tensor:
     "The uint8 buffer that holds layer `i` now (its fixed buffer, its slot, or its part of the host copy)."
-    if i in self.fixed: return self.fixed[i][0]
+    if i in self.fixed: return self.fixed[i][0]  # None: the layer holds cast copies only (no buffer of stored bytes)
     if not self.slots: o = self._host_off[i]; return self.host[o:o + self.layouts[i].nbytes]
     s = self._slot_of(i)
     if s is None: raise LemaError(f"layer {i} is not on the device")

@@ -32,6 +32,15 @@ class LemaModel(StreamedCausalLM):
             optimizer = cls(self.get_trainable_parameters(), lr=self.config.learning_rate)
         return LemaTrainer(self, optimizer)
 
+    def close(self):
+        "Stop streaming: wait for loads in flight, stop the prefetch thread, free the device slots, unpin host memory."
+        self.streamer.close()
+        if self.offloader is not None: self.offloader.host.clear(); self.offloader.back.clear()
+        self.gbi.close()
+
+    def __enter__(self): return self
+    def __exit__(self, *exc): self.close()
+
 # %% ../nbs/06_model.ipynb #a3267977
 @patch
 def save_pretrained(self: LemaModel, save_directory) -> Path:
@@ -74,6 +83,7 @@ def _move_optimizer_state(opt, device):
 def _rebuild(self: LemaModel, device) -> LemaModel:
     "Rebuild the streamed model on `device`, keeping the LoRA modules: their parameters (and grads) moved in place."
     loras, trainers = self.loras, list(getattr(self, "_trainers", ()))
+    self.close()  # the old streamer's thread, slots and pinned memory go first
     rslora = any(not math.isclose(m.scaling, m.alpha / m.r) for m in loras.values())
     self.__init__(dataclasses.replace(self.config, device=str(device)))
     if loras:
