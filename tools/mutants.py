@@ -228,4 +228,16 @@ MUTANTS = [
          new="    return torch.float32",
          notebooks=["nbs/04_adapters.ipynb"],
          sees="a bfloat16 checkpoint computes in float32 by default: twice the device memory and time of transformers' dtype='auto'"),
+
+    dict(name="close-keeps-thread", file="lema/memory.py",
+         old="    self._pool.shutdown(wait=True)",
+         new="    pass",
+         notebooks=["nbs/02_memory.ipynb", "nbs/06_model.ipynb"],
+         sees="close() leaves the prefetch thread (and on a GPU its DMA) running: a re-run notebook cell piles them up"),
+
+    dict(name="fixed-keeps-raw", file="lema/memory.py",
+         old="    return None, {n: t.clone() if t.untyped_storage().data_ptr() == ptr else t for n, t in views.items()}  # cast copies only",
+         new="    return buf, {n: t.clone() if t.untyped_storage().data_ptr() == ptr else t for n, t in views.items()}",
+         notebooks=["nbs/02_memory.ipynb", "nbs/04_adapters.ipynb"],
+         sees="device_budget_gb is overshot by the stored bytes kept beside the cast copies (3x the budget for fp32 -> bf16)"),
 ]
