@@ -45,7 +45,7 @@ def _host_buffer(nbytes: int, pin: bool, registered: list) -> torch.Tensor:
     # PyTorch's pinned allocator rounds each request up to a power of two and caches it: a 12.4 GiB resident copy would pin 16 GiB
     t = torch.empty(nbytes, dtype=torch.uint8)
     if pin and nbytes:
-        if (err := torch.cuda.cudart().cudaHostRegister(t.data_ptr(), nbytes, 0)) != 0:
+        if (err := int(torch.cuda.cudart().cudaHostRegister(t.data_ptr(), nbytes, 1))) != 0:  # 1: cudaHostRegisterPortable
             raise LemaError(f"could not pin {nbytes / 2**30:.2f} GiB of host memory for the layer stream (CUDA error {err}): "
                             "lower ram use (strategy='streaming', fewer vram_buffer_size) or free host memory")
         registered.append(t)
