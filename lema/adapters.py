@@ -62,12 +62,26 @@ def _autocast(state: list):
         for t, on, dt in state: stack.enter_context(torch.autocast(t, dtype=dt, enabled=on))
         yield
 
+def _rng_state(device: torch.device):
+    "The RNG states a layer's dropout draws from (CPU, and the CUDA device's), to replay them in the recompute."
+    return torch.get_rng_state(), (torch.cuda.get_rng_state(device) if device.type == "cuda" else None)
+
+@contextmanager
+def _replay_rng(state, device: torch.device):
+    "Run with the RNG where `state` left it (None: as it is), then put the RNG back (`torch.utils.checkpoint`'s preserve_rng_state)."
+    if state is None: yield; return
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.set_rng_state(state[0])
+        if state[1] is not None: torch.cuda.set_rng_state(state[1], device)
+        yield
+
 class _LayerFn(torch.autograd.Function):
     "Run streamed layer `sl` keeping only its input (recompute in the backward), or its activations (`keep_activations`)."
     @staticmethod
     def forward(ctx, sl, args, kwargs, hidden, *lora_params):
         ctx.sl, ctx.args, ctx.kwargs = sl, args, kwargs
         ctx.autocast = _autocast_state(sl.streamer.device.type)  # the recompute must compute what this forward computed
+        ctx.rng = _rng_state(sl.streamer.device) if sl.layer.training and not sl.keep_activations else None  # dropout masks
         if not sl.keep_activations:
             if sl.offloader is None: ctx.save_for_backward(hidden)
             else: ctx.key = sl.offloader.put(sl.idx, hidden)  # to pinned host memory, on a side stream
@@ -93,7 +107,8 @@ class _LayerFn(torch.autograd.Function):
                     if sl.idx: sl.offloader.prefetch((ctx.key[0], sl.idx - 1))  # the next layer's input, one layer ahead
                     hidden = sl.offloader.get(ctx.key)
                 h = hidden.detach().requires_grad_(ctx.needs_input_grad[3])
-                with torch.enable_grad(), _autocast(ctx.autocast): out = sl._call(h, ctx.args, ctx.kwargs)  # recompute
+                with torch.enable_grad(), _autocast(ctx.autocast), _replay_rng(ctx.rng, sl.streamer.device):
+                    out = sl._call(h, ctx.args, ctx.kwargs)  # recompute: the forward's autocast and dropout masks
             inputs = ([h] if h.requires_grad else []) + list(sl.lora_params)
             grads = torch.autograd.grad(out, inputs, grad_out, allow_unused=True)
             sl._unbind()
@@ -139,6 +154,10 @@ class StreamedLayer(nn.Module):
         if torch.is_grad_enabled() and (hidden_states.requires_grad or lora):
             return _LayerFn.apply(self, args, kwargs, hidden_states, *lora)
         return self._run(hidden_states, args, kwargs, next=self.idx + 1)
+
+    def train(self, mode: bool=True):
+        "Train/eval mode reaches the wrapped layer (not a submodule): its dropout and LoRA dropout."
+        super().train(mode); self.layer.train(mode); return self
 
     def extra_repr(self): return f"idx={self.idx}, layer={type(self.layer).__name__}"
 
@@ -276,6 +295,7 @@ class StreamedCausalLM(nn.Module):
             layers[i] = StreamedLayer(layer, i, self.adapter.layer_prefix(i), self.streamer, keep_activations=not config.gradient_checkpointing,
                                       offloader=self.offloader)
         self.hf, self.loras = hf, {}
+        self.eval()  # transformers' `from_pretrained` default; `train_step` switches to train mode (dropout)
 
     def __repr__(self): return f"StreamedCausalLM({self.hf_config.model_type}, {len(self.layers)} layers, {self.streamer})"
 
@@ -313,8 +333,9 @@ def initialize_lora(self: StreamedCausalLM, seed: int|None=None, use_rslora: boo
     if seed is not None: torch.manual_seed(seed)
     targets, c = self.targets(), self.config
     for i, layer in enumerate(self.layers):
-        for n, m in apply_lora(layer, targets, c.lora_rank, c.lora_alpha, device=self.device, use_rslora=use_rslora).items():
-            self.loras[f"{self.adapter.layer_prefix(i)}{n}"] = m
+        for n, m in apply_lora(layer, targets, c.lora_rank, c.lora_alpha, device=self.device, use_rslora=use_rslora,
+                                     dropout=c.lora_dropout).items():
+            self.loras[f"{self.adapter.layer_prefix(i)}{n}"] = m.train(self.training)
     hit = {t for t in targets if any(matches_target(n, [t]) for n in self.loras)}
     if missing := [t for t in targets if t not in hit]:
         linears = sorted({n.rpartition(".")[2] for n, m in self.layers[0].named_modules() if isinstance(m, nn.Linear) or type(m).__name__ in ("Conv1D", "LoraLinear")})

@@ -73,6 +73,7 @@ class LemaConfig:
     use_lora: bool = True                # train LoRA adapters (the only trainable parameters)
     lora_rank: int = 16                  # LoRA rank r
     lora_alpha: float = 32               # LoRA alpha; scaling = alpha / r
+    lora_dropout: float = 0.0            # dropout on the LoRA update's input in training (PEFT's; recipes use 0.05-0.1)
     lora_target_modules: list[str]|None = None  # module names inside a decoder layer; None: the architecture's default
     learning_rate: float = 1e-4          # optimizer learning rate (used by `fit` and the CLI)
     optimizer_offload: bool = False      # keep AdamW's state on the host (`HostOffloadAdamW`), not on the device
@@ -138,6 +139,8 @@ def _problems(c: LemaConfig) -> list[str]:
     if not isinstance(c.text_field, str) or not c.text_field: p.append(f"`text_field` should be a column name, got {c.text_field!r}")
     if isinstance(c.lora_alpha, bool) or not isinstance(c.lora_alpha, (int, float)) or c.lora_alpha <= 0:
         p.append(f"`lora_alpha` should be a positive number, got {c.lora_alpha!r}")
+    if isinstance(c.lora_dropout, bool) or not isinstance(c.lora_dropout, (int, float)) or not 0 <= c.lora_dropout < 1:
+        p.append(f"`lora_dropout` should be a number in [0, 1), got {c.lora_dropout!r}")
     if isinstance(c.learning_rate, bool) or not isinstance(c.learning_rate, (int, float)) or c.learning_rate <= 0:
         p.append(f"`learning_rate` should be a positive number, got {c.learning_rate!r}")
     if not isinstance(c.strategy, MemoryStrategy):

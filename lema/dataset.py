@@ -1,4 +1,4 @@
-"""Text in, batches out: a text/JSON file or a Hugging Face dataset, the model's tokenizer (or a small BPE trained on the spot), blocks, and transformers' collator.
+"""Text or chat in, batches out: text/JSON files or Hugging Face datasets, the model's tokenizer (or a BPE trained on the spot), text blocks or assistant-labelled conversations.
 
 Docs: https://lema-dev.github.io/lema/dataset.html.md"""
 
@@ -6,14 +6,17 @@ Docs: https://lema-dev.github.io/lema/dataset.html.md"""
 
 # %% ../nbs/06a_dataset.ipynb #7cab1bfa
 from __future__ import annotations
-import json
+import json, re, warnings
+from itertools import chain
+from functools import partial
 from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
-from .config import ConfigurationError, LemaConfig
+from .config import ConfigurationError, InputError, LemaConfig
 
 # %% auto #0
-__all__ = ['builtin_text', 'load_texts', 'train_bpe_tokenizer', 'get_tokenizer', 'make_blocks', 'make_dataloaders']
+__all__ = ['CHAT_ROLES', 'builtin_text', 'load_texts', 'load_data', 'train_bpe_tokenizer', 'get_tokenizer', 'tokenize_chat',
+           'make_blocks', 'make_dataloaders', 'pack_chat']
 
 # %% ../nbs/06a_dataset.ipynb #20a64411
 def builtin_text() -> str:
@@ -21,8 +24,8 @@ def builtin_text() -> str:
     import lema
     return (Path(lema.__file__).parent/"data"/"sonnets.txt").read_text()
 
-def load_texts(data_path: str|None=None, text_field: str="text") -> list[str]:
-    "Documents from a .txt/.json/.jsonl file, a Hugging Face dataset name, or (None) the built-in text."
+def _load(data_path, text_field: str, chat: bool):
+    "Texts, or (`chat`, records with `messages`) conversations, from a file, a dataset name or the built-in text."
     if data_path is None: return [builtin_text()]
     p = Path(data_path)
     if p.suffix == ".txt" and p.is_file(): return [p.read_text()]
@@ -30,6 +33,7 @@ def load_texts(data_path: str|None=None, text_field: str="text") -> list[str]:
         try: recs = [json.loads(l) for l in p.read_text().splitlines() if l.strip()] if p.suffix == ".jsonl" else json.loads(p.read_text())
         except json.JSONDecodeError as e: raise ConfigurationError(f"{p}: not valid JSON ({e})") from None
         if isinstance(recs, dict): recs = [recs]
+        if chat and any(isinstance(r, dict) and "messages" in r for r in recs): return _check_chats(recs, str(p))
         bad = [i for i, r in enumerate(recs) if not isinstance(r, dict) or not isinstance(r.get(text_field), str)]
         if bad: raise ConfigurationError(f"{p}: record {bad[0]} has no string field {text_field!r} (set `text_field`)")
         return [r[text_field] for r in recs]
@@ -38,8 +42,40 @@ def load_texts(data_path: str|None=None, text_field: str="text") -> list[str]:
     except ImportError: raise ConfigurationError(f"`data_path` {data_path!r} is not a file, and loading it as a Hugging Face dataset needs `pip install datasets`") from None
     try: ds = datasets.load_dataset(data_path, split="train")
     except Exception as e: raise ConfigurationError(f"could not load the dataset {data_path!r}: {e}") from None
+    if chat and "messages" in ds.column_names:
+        return _check_chats([{"messages": m} for m in ds["messages"]], f"dataset {data_path!r}")
     if text_field not in ds.column_names: raise ConfigurationError(f"dataset {data_path!r} has no column {text_field!r}; its columns: {ds.column_names}")
     return list(ds[text_field])
+
+def load_texts(data_path: str|None=None, text_field: str="text") -> list[str]:
+    "Documents from a .txt/.json/.jsonl file, a Hugging Face dataset name, or (None) the built-in text."
+    return _load(data_path, text_field, chat=False)
+
+# %% ../nbs/06a_dataset.ipynb #2dc01a05
+CHAT_ROLES = ("system", "user", "assistant", "tool")
+
+def _check_chats(recs: list, where: str) -> list[list[dict]]:
+    "Each record's `messages` as `{role, content}` dicts; `InputError` naming the first bad record (counted from 0)."
+    convs = []
+    for i, r in enumerate(recs):
+        rec = f"{where}: record {i} (counting from 0)"
+        msgs = r.get("messages") if isinstance(r, dict) else None
+        if not isinstance(msgs, list) or not msgs:
+            has = f"its keys: {sorted(r)}" if isinstance(r, dict) else f"it is a {type(r).__name__}"
+            raise InputError(f"{rec} has no `messages` (a non-empty list of role/content messages); {has}")
+        for j, m in enumerate(msgs):
+            msg = f"{rec}, message {j}"
+            if not isinstance(m, dict): raise InputError(f"{msg} is a {type(m).__name__}, not a role/content object")
+            if not isinstance(m.get("role"), str): raise InputError(f"{msg} has no string `role`")
+            if m["role"] not in CHAT_ROLES:
+                raise InputError(f"{msg} has the unknown role {m['role']!r} (expected one of {', '.join(CHAT_ROLES)})")
+            if not isinstance(m.get("content"), str): raise InputError(f"{msg} ({m['role']}) has no string `content`")
+        convs.append([{"role": m["role"], "content": m["content"]} for m in msgs])
+    return convs
+
+def load_data(data_path: str|None=None, text_field: str="text") -> list[str]|list[list[dict]]:
+    "As `load_texts`, but records with `messages` give conversations (lists of role/content dicts)."
+    return _load(data_path, text_field, chat=True)
 
 # %% ../nbs/06a_dataset.ipynb #5c88d66b
 def train_bpe_tokenizer(texts: list[str], vocab_size: int=512, save_dir=None):
@@ -58,8 +94,46 @@ def get_tokenizer(model_dir, texts: list[str]|None=None, vocab_size: int|None=No
     d = Path(model_dir)
     if any((d/f).is_file() for f in ("tokenizer.json", "tokenizer_config.json", "tokenizer.model")): return AutoTokenizer.from_pretrained(d)
     if texts is None: raise ConfigurationError(f"{d} has no tokenizer and no texts were given to train one")
+    if texts and not isinstance(texts[0], str):
+        raise ConfigurationError(f"{d} has no tokenizer: chat data needs the model's own, with a chat template")
     vocab_size = vocab_size or AutoConfig.from_pretrained(d).vocab_size
     return train_bpe_tokenizer(texts, vocab_size=min(vocab_size, 4096), save_dir=d)
+
+# %% ../nbs/06a_dataset.ipynb #050f0527
+_GENERATION_TAG = re.compile(r"\{%-?\s*generation\s*-?%\}")
+
+def _incremental_labels(messages: list[dict], tokenizer) -> tuple[list[int], list[int]]:
+    "Token ids, and labels on the tokens between the prompt before and the conversation through each assistant message."
+    render = lambda msgs, prompt: tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=prompt)
+    encode = lambda msgs, prompt=False: tokenizer(render(msgs, prompt), add_special_tokens=False)["input_ids"]
+    ids = encode(messages)
+    labels = [-100] * len(ids)
+    for i, m in enumerate(messages):
+        if m["role"] != "assistant": continue
+        prompt, through = encode(messages[:i], True), encode(messages[:i + 1])
+        if ids[:len(prompt)] != prompt or ids[:len(through)] != through:
+            raise ConfigurationError(f"the chat template's rendering up to message {i} does not tokenise to a prefix "
+                                     "of the whole conversation's tokens, so its assistant tokens cannot be located; "
+                                     "use a template with {% generation %} tags, or plain text data")
+        labels[len(prompt):len(through)] = ids[len(prompt):len(through)]
+    return ids, labels
+
+def _generation_labels(messages: list[dict], tokenizer) -> tuple[list[int], list[int]]:
+    "Token ids, and labels on the tokens the template's `{% generation %}` tags mark."
+    out = tokenizer.apply_chat_template(messages, tokenize=True, return_dict=True, return_assistant_tokens_mask=True)
+    return list(out["input_ids"]), [t if m else -100 for t, m in zip(out["input_ids"], out["assistant_masks"])]
+
+def tokenize_chat(messages: list[dict], tokenizer, max_seq_length: int|None) -> dict[str, list[int]]:
+    "A conversation through the tokenizer's chat template: `input_ids`, and `labels` -100 except on assistant turns."
+    from jinja2 import TemplateError
+    template = getattr(tokenizer, "chat_template", None)
+    if not template:
+        raise ConfigurationError("the tokenizer has no chat template: chat data needs a tokenizer with one "
+                                 "(the model's own, usually), or use plain text data")
+    labeller = _generation_labels if _GENERATION_TAG.search(str(template)) else _incremental_labels
+    try: ids, labels = labeller(messages, tokenizer)
+    except TemplateError as e: raise InputError(f"the chat template rejects the conversation: {e}") from None
+    return {"input_ids": ids[:max_seq_length], "labels": labels[:max_seq_length]}
 
 # %% ../nbs/06a_dataset.ipynb #427288d3
 def make_blocks(texts: list[str], tokenizer, block_size: int) -> torch.Tensor:
@@ -70,17 +144,61 @@ def make_blocks(texts: list[str], tokenizer, block_size: int) -> torch.Tensor:
     if n == 0: raise ConfigurationError(f"the data has {len(ids)} tokens, fewer than one block of max_seq_length={block_size}")
     return torch.tensor(ids[:n * block_size]).view(n, block_size)  # (n_blocks, block_size)
 
-def make_dataloaders(config: LemaConfig, tokenizer, texts: list[str]) -> tuple[DataLoader, DataLoader|None]:
-    "Train and held-out `DataLoader`s of collated blocks, as `config` says."
+def _split(n: int, config: LemaConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    "Indices of the train and held-out examples: `validation_split` of `n` held out, order seeded by `config.seed`."
+    n_eval = int(n * config.validation_split) if n > 1 else 0
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(config.seed))
+    return perm[n_eval:], perm[:n_eval]
+
+def _loaders(train: list, held: list, config: LemaConfig, collate) -> tuple[DataLoader, DataLoader|None]:
+    "The train `DataLoader` (shuffled by a generator seeded from the config) and the held-out one, if any."
+    train_dl = DataLoader(train, batch_size=config.batch_size, shuffle=True, collate_fn=collate,
+                          generator=torch.Generator().manual_seed(config.seed))
+    eval_dl = DataLoader(held, batch_size=config.batch_size, collate_fn=collate) if len(held) else None
+    return train_dl, eval_dl
+
+def make_dataloaders(config: LemaConfig, tokenizer, data: list, packing: bool=False
+                    ) -> tuple[DataLoader, DataLoader|None]:
+    "Train and held-out `DataLoader`s of text blocks, or of chat examples if `data` is conversations (see below)."
+    if data and isinstance(data[0], list): return _chat_dataloaders(config, tokenizer, data, packing)
     from transformers import DataCollatorForLanguageModeling
-    blocks = make_blocks(texts, tokenizer, config.max_seq_length)
-    n_eval = int(len(blocks) * config.validation_split) if len(blocks) > 1 else 0
-    perm = torch.randperm(len(blocks), generator=torch.Generator().manual_seed(config.seed))
-    train, held = blocks[perm[n_eval:]], blocks[perm[:n_eval]]
+    blocks = make_blocks(data, tokenizer, config.max_seq_length)
+    tr, held = _split(len(blocks), config)
     if tokenizer.pad_token is None: tokenizer.pad_token = tokenizer.eos_token
     collate = DataCollatorForLanguageModeling(tokenizer, mlm=False)
     wrap = lambda b: [{"input_ids": r} for r in b]
-    train_dl = DataLoader(wrap(train), batch_size=config.batch_size, shuffle=True, collate_fn=collate,
-                          generator=torch.Generator().manual_seed(config.seed))
-    eval_dl = DataLoader(wrap(held), batch_size=config.batch_size, collate_fn=collate) if n_eval else None
-    return train_dl, eval_dl
+    return _loaders(wrap(blocks[tr]), wrap(blocks[held]), config, collate)
+
+# %% ../nbs/06a_dataset.ipynb #c66fba6b
+def pack_chat(examples: list[dict], block_size: int) -> list[dict]:
+    "Tokenised chat examples concatenated and cut into blocks of `block_size` tokens (the last one may be shorter)."
+    ids, labels = (list(chain.from_iterable(e[k] for e in examples)) for k in ("input_ids", "labels"))
+    return [{"input_ids": ids[i:i + block_size], "labels": labels[i:i + block_size]}
+            for i in range(0, len(ids), block_size)]
+
+def _pad_chat(batch: list[dict], pad_id: int) -> dict[str, torch.Tensor]:
+    "Chat examples padded on the right to the longest: pad ids, attention mask 0 and labels -100 on the pads."
+    n = max(len(e["input_ids"]) for e in batch)
+    pad = lambda xs, v: [list(x) + [v] * (n - len(x)) for x in xs]
+    ids = [e["input_ids"] for e in batch]
+    return {"input_ids": torch.tensor(pad(ids, pad_id)),
+            "attention_mask": torch.tensor(pad([[1] * len(x) for x in ids], 0)),
+            "labels": torch.tensor(pad([e["labels"] for e in batch], -100))}
+
+def _chat_dataloaders(config: LemaConfig, tokenizer, convs: list[list[dict]], packing: bool
+                      ) -> tuple[DataLoader, DataLoader|None]:
+    "Train and held-out `DataLoader`s of assistant-labelled conversations (or packed blocks of them)."
+    L = config.max_seq_length
+    examples = [tokenize_chat(m, tokenizer, None if packing else L) for m in convs]
+    if packing: examples = pack_chat(examples, L)
+    keep = [e for e in examples if any(l != -100 for l in e["labels"][1:])]  # the loss predicts token t from t-1
+    if not keep: raise ConfigurationError(f"no conversation has an assistant token within max_seq_length={L}")
+    if len(keep) < len(examples):
+        warnings.warn(f"{len(examples) - len(keep)} of {len(examples)} chat {'blocks' if packing else 'examples'} "
+                      f"have no assistant token within max_seq_length={L}; left out")
+    if tokenizer.pad_token is None: tokenizer.pad_token = tokenizer.eos_token
+    if tokenizer.pad_token_id is None:
+        raise ConfigurationError("the tokenizer has neither a pad nor an EOS token to pad chat batches with")
+    tr, held = _split(len(keep), config)
+    collate = partial(_pad_chat, pad_id=tokenizer.pad_token_id)
+    return _loaders([keep[i] for i in tr], [keep[i] for i in held], config, collate)

@@ -26,8 +26,8 @@ def _features(base: nn.Module) -> tuple[int, int]:
     raise ConfigurationError(f"LoRA can wrap nn.Linear or Conv1D, not {type(base).__name__}")
 
 class LoraLinear(nn.Module):
-    "A frozen `base_layer` plus the trainable low-rank update `lora_B(lora_A(x)) * alpha/r`."
-    def __init__(self, base_layer: nn.Module, r: int, alpha: float, device=None, use_rslora=False):
+    "A frozen `base_layer` plus the trainable low-rank update `lora_B(lora_A(dropout(x))) * alpha/r`."
+    def __init__(self, base_layer: nn.Module, r: int, alpha: float, device=None, use_rslora=False, dropout: float=0.0):
         super().__init__()
         if not isinstance(r, int) or r <= 0: raise ConfigurationError(f"`r` should be a positive integer, got {r}")
         in_f, out_f = _features(base_layer)
@@ -35,6 +35,7 @@ class LoraLinear(nn.Module):
         self.lora_A = nn.Linear(in_f, r, bias=False, device=device, dtype=torch.float32)
         self.lora_B = nn.Linear(r, out_f, bias=False, device=device, dtype=torch.float32)
         self.scaling = alpha / math.sqrt(r) if use_rslora else alpha / r
+        self.lora_dropout = nn.Dropout(dropout) if dropout else nn.Identity()  # PEFT's: on the update's input, in train mode
         self.reset_lora_parameters()
 
     def reset_lora_parameters(self):
@@ -46,7 +47,7 @@ class LoraLinear(nn.Module):
         result = self.base_layer(x, *args, **kwargs)
         result_dtype = result.dtype
         x = x.to(self.lora_A.weight.dtype)
-        result = result + self.lora_B(self.lora_A(x)) * self.scaling
+        result = result + self.lora_B(self.lora_A(self.lora_dropout(x))) * self.scaling
         return result.to(result_dtype)
 
     def delta_weight(self) -> torch.Tensor:
@@ -61,14 +62,15 @@ def matches_target(name: str, targets) -> bool:
     "PEFT's rule: `name` equals a target or ends with `.target`."
     return any(name == t or name.endswith("." + t) for t in targets)
 
-def apply_lora(module: nn.Module, targets, r: int, alpha: float, device=None, use_rslora=False) -> dict[str, LoraLinear]:
+def apply_lora(module: nn.Module, targets, r: int, alpha: float, device=None, use_rslora=False,
+               dropout: float=0.0) -> dict[str, LoraLinear]:
     "Wrap every target `nn.Linear`/`Conv1D` under `module` in a `LoraLinear` (in place); `{name: wrapper}`."
     found = {}
     for name, m in list(module.named_modules()):
         if name and matches_target(name, targets) and not isinstance(m, LoraLinear) and \
            (isinstance(m, nn.Linear) or type(m).__name__ == "Conv1D"):
             parent, _, leaf = name.rpartition(".")
-            found[name] = LoraLinear(m, r, alpha, device=device, use_rslora=use_rslora)
+            found[name] = LoraLinear(m, r, alpha, device=device, use_rslora=use_rslora, dropout=dropout)
             setattr(module.get_submodule(parent) if parent else module, leaf, found[name])
     return found
 
@@ -119,7 +121,8 @@ def write_adapter(directory, loras: dict[str, LoraLinear], base_model_name_or_pa
     from peft import LoraConfig
     first = next(iter(loras.values()))
     targets = sorted(targets or {n.rpartition(".")[2] for n in loras})
-    cfg = LoraConfig(r=first.r, lora_alpha=first.alpha, target_modules=targets, lora_dropout=0.0, bias="none",
+    p = first.lora_dropout.p if isinstance(first.lora_dropout, nn.Dropout) else 0.0
+    cfg = LoraConfig(r=first.r, lora_alpha=first.alpha, target_modules=targets, lora_dropout=p, bias="none",
                      task_type="CAUSAL_LM", fan_in_fan_out=fan_in_fan_out,
                      use_rslora=not math.isclose(first.scaling, first.alpha / first.r),
                      base_model_name_or_path=None if base_model_name_or_path is None else str(base_model_name_or_path))
@@ -154,9 +157,6 @@ def read_adapter_config(path) -> dict:
     for k in ("rank_pattern", "alpha_pattern", "modules_to_save", "layers_to_transform"):
         if cfg.get(k): problems.append(f"{k}={cfg[k]!r} is not supported by LEMA")
     if problems: raise AdapterError(f"{p}:\n  - " + "\n  - ".join(problems))
-    if cfg.get("lora_dropout"):
-        import warnings
-        warnings.warn(f"{p}: lora_dropout={cfg['lora_dropout']} is not applied by LEMA (it trains and infers without dropout)")
     return cfg
 
 def load_adapter_weights(path, loras: dict[str, LoraLinear]):

@@ -22,8 +22,11 @@ __all__ = ['LemaModel']
 class LemaModel(StreamedCausalLM):
     "A causal LM fine-tuned with LoRA while its frozen decoder layers stream from the safetensors checkpoint."
     def forward(self, input_ids, attention_mask=None) -> torch.Tensor:
-        "Logits of a streamed forward (no grad)."
-        with torch.no_grad(): return self.outputs(input_ids, attention_mask).logits
+        "Logits of a streamed forward (no grad, eval mode: no dropout)."
+        was = self.training; self.eval()
+        try:
+            with torch.no_grad(): return self.outputs(input_ids, attention_mask).logits
+        finally: self.train(was)
 
     def get_trainer(self, optimizer: torch.optim.Optimizer|None=None) -> LemaTrainer:
         "A `LemaTrainer` for this model (AdamW at `config.learning_rate` — on the host with `optimizer_offload` — when no optimizer is given)."
@@ -54,7 +57,8 @@ def from_pretrained(cls: LemaModel, adapter_dir, **overrides) -> LemaModel:
     "Load a LEMA- or PEFT-written adapter directory onto its base model; `overrides` set LemaConfig fields."
     p = Path(adapter_dir)
     acfg = read_adapter_config(p)
-    lora = dict(lora_rank=acfg["r"], lora_alpha=acfg["lora_alpha"], lora_target_modules=list(acfg["target_modules"]))
+    lora = dict(lora_rank=acfg["r"], lora_alpha=acfg["lora_alpha"], lora_target_modules=list(acfg["target_modules"]),
+                lora_dropout=float(acfg.get("lora_dropout") or 0.0))
     if (p/CONFIG_NAME).is_file(): cfg = LemaConfig.from_pretrained(p, **{**overrides, **lora})
     else:
         base = overrides.pop("model_name_or_path", None) or acfg.get("base_model_name_or_path")

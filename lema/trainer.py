@@ -57,6 +57,7 @@ class LemaTrainer:
                    return_logits: bool|None=None):     # None: `config.return_logits`; False: no logits computed, `(None, loss)`
         "One micro-step: forward, loss, backward (+ the optimizer step ending a window). `(logits or None, loss)`."
         input_ids, labels, attention_mask = _unpack(input_ids, labels, attention_mask)
+        self.model.train()  # dropout (LoRA's and the model's) on, as transformers' Trainer does
         want_logits = self.config.return_logits if return_logits is None else return_logits
         out = self.model.outputs(input_ids, attention_mask, labels, return_logits=want_logits, num_items_in_batch=num_items_in_batch)
         if num_items_in_batch is not None and self.micro_step == 0: self._window_items = num_items_in_batch  # a resume mid-window needs it
@@ -195,12 +196,14 @@ def _kept_tokens(batch) -> int:
 @patch
 def evaluate(self: LemaTrainer, dataloader) -> dict:
     "Mean loss over the kept tokens of `dataloader`, and its perplexity (no grad, adapters unchanged)."
-    total, n = 0.0, 0
+    total, n, was = 0.0, 0, self.model.training
+    self.model.eval()
     with torch.no_grad():
         for batch in dataloader:
             input_ids, labels, mask = _unpack(batch, None, None)
             k = _kept_tokens(batch)
             total += self.model.outputs(input_ids, mask, labels, return_logits=False).loss.item() * k; n += k
+    self.model.train(was)
     if n == 0: raise InputError("the evaluation data has no token to predict (all labels are -100)")
     return {"eval_loss": total / n, "eval_perplexity": math.exp(min(total / n, 50))}
 

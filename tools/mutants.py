@@ -240,4 +240,11 @@ MUTANTS = [
          new="    return buf, {n: t.clone() if t.untyped_storage().data_ptr() == ptr else t for n, t in views.items()}",
          notebooks=["nbs/02_memory.ipynb", "nbs/04_adapters.ipynb"],
          sees="device_budget_gb is overshot by the stored bytes kept beside the cast copies (3x the budget for fp32 -> bf16)"),
+
+    # -- the user's loop (issue 14) --
+    dict(name="dropout-rng-not-replayed", file="lema/adapters.py",
+         old="                with torch.enable_grad(), _autocast(ctx.autocast), _replay_rng(ctx.rng, sl.streamer.device):",
+         new="                with torch.enable_grad(), _autocast(ctx.autocast), _replay_rng(None, sl.streamer.device):",
+         notebooks=["nbs/05_trainer.ipynb"],
+         sees="with lora_dropout and checkpointing the backward recomputes each layer with other dropout masks: wrong gradients"),
 ]
