@@ -14,6 +14,7 @@ from torch import nn
 from fastcore.basics import patch
 from .config import ConfigurationError, InputError, LemaConfig, UnsupportedModelError
 from .gbi import GlobalBinaryIndex
+from .hub import resolve_model_dir
 from .quant import dequantize, quant_parts, require_bitsandbytes
 from .memory import ActivationOffloader, LayerStreamer, bind_parameters, held_bytes
 from .lora import apply_lora, matches_target
@@ -195,9 +196,9 @@ def _unpack(self: StreamedLayer, x):
         buf.untyped_storage(), (buf.storage_offset() + x.offset) // x.dtype.itemsize, x.shape, x.stride)
 
 # %% ../nbs/04_adapters.ipynb #b2114956
-def _hf_config(cfg: LemaConfig):
+def _hf_config(cfg: LemaConfig, model_dir=None):
     from transformers import AutoConfig
-    src = cfg.model_name_or_path or (Path(cfg.gbi_path).parent if cfg.gbi_path and Path(cfg.gbi_path).is_file() else cfg.gbi_path)
+    src = model_dir or (Path(cfg.gbi_path).parent if cfg.gbi_path and Path(cfg.gbi_path).is_file() else cfg.gbi_path)
     if src is None: raise ConfigurationError("`model_name_or_path` (or `gbi_path`) is required: the model directory to fine-tune")
     try: return AutoConfig.from_pretrained(src)
     except (OSError, ValueError) as e:
@@ -268,11 +269,13 @@ class StreamedCausalLM(nn.Module):
     def __init__(self, config: LemaConfig):
         super().__init__()
         from transformers import AutoModelForCausalLM
-        self.config, self.hf_config = config, _hf_config(config)
+        # a hub id becomes the cache's snapshot directory (notebook 01b); a path stays itself
+        self.model_dir = resolve_model_dir(config.model_name_or_path, config.revision) if config.model_name_or_path else None
+        self.config, self.hf_config = config, _hf_config(config, self.model_dir)
         self.adapter = get_adapter(self.hf_config)
         if config.model_type is not None and config.model_type != self.hf_config.model_type:
             raise ConfigurationError(f"`model_type` is {config.model_type!r} but the model's config.json says {self.hf_config.model_type!r}")
-        self.gbi = GlobalBinaryIndex(config.gbi_path or config.model_name_or_path, config=self.hf_config)
+        self.gbi = GlobalBinaryIndex(config.gbi_path or self.model_dir, config=self.hf_config)
         if self.gbi.quant:  # bitsandbytes 4-bit (notebook 01a): streamed packed, dequantized on the device
             require_bitsandbytes()
             if self.adapter.fan_in_fan_out:

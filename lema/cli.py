@@ -1,4 +1,4 @@
-"""`lema train` (a YAML config, or the built-in default fine-tune), `lema bench` and `lema convert`.
+"""`lema train` (a YAML config, or the built-in default fine-tune), `lema bench`, `lema convert [--quantize]` and `lema merge`.
 
 Docs: https://lema-dev.github.io/lema/cli.html.md"""
 
@@ -12,7 +12,8 @@ import torch
 from .config import AdapterError, CheckpointError, ConfigurationError, LemaConfig, LemaError
 from .gbi import prepare_monolithic_safetensors, save_tiny_model
 from .model import LemaModel
-from .dataset import get_tokenizer, load_texts, make_dataloaders, train_bpe_tokenizer
+from .dataset import get_tokenizer, load_data, load_texts, make_dataloaders, train_bpe_tokenizer
+from .hub import _REPO_ID, resolve_model_dir
 
 # %% auto #0
 __all__ = ['latest_checkpoint', 'run_training', 'default_config', 'check_adapter_in_peft', 'default_run', 'load_train_config',
@@ -27,17 +28,18 @@ def latest_checkpoint(output_dir) -> Path|None:
 def run_training(config: LemaConfig, resume: bool=False, verbose: bool=True):
     "Fine-tune as `config` says; returns `(model, trainer, history)`."
     say = print if verbose else (lambda *a, **k: None)
-    texts = load_texts(config.data_path, config.text_field)
-    tok = get_tokenizer(config.model_name_or_path, texts)
-    train_dl, eval_dl = make_dataloaders(config, tok, texts)
+    data = load_data(config.data_path, config.text_field)  # texts, or conversations (records with `messages`)
+    chat = bool(data) and not isinstance(data[0], str)
+    tok = get_tokenizer(resolve_model_dir(config.model_name_or_path, config.revision), data)  # a hub id: its cached snapshot
+    train_dl, eval_dl = make_dataloaders(config, tok, data)
     model = LemaModel(config).initialize_lora(seed=config.seed)
     trainer = model.get_trainer()
     if resume:
         if (ck := latest_checkpoint(config.output_dir)) is None: raise CheckpointError(f"--resume: no checkpoint-N in {config.output_dir}")
         trainer.load_checkpoint(ck); say(f"resumed from {ck} (optimizer step {trainer.global_step})")
     say(f"LEMA: {config.model_name_or_path} ({model.hf_config.model_type}, {len(model.layers)} layers streamed from safetensors, "
-        f"{config.strategy.value}) on {config.device}; {len(train_dl.dataset)} train / {len(eval_dl.dataset) if eval_dl else 0} held-out blocks "
-        f"of {config.max_seq_length} tokens")
+        f"{config.strategy.value}) on {config.device}; {len(train_dl.dataset)} train / {len(eval_dl.dataset) if eval_dl else 0} held-out "
+        + (f"conversations (loss on assistant tokens)" if chat else f"blocks of {config.max_seq_length} tokens"))
     hist = trainer.fit(train_dl, eval_dataloader=eval_dl, progress=verbose)
     out = Path(config.output_dir)
     adapter = model.save_pretrained(out/"adapter"); tok.save_pretrained(adapter)
@@ -96,8 +98,8 @@ def load_train_config(path, **overrides) -> LemaConfig:
     d = raw if isinstance(raw, dict) else {}
     m = d.get("model_name_or_path")
     if not m: problems.append("`model_name_or_path` is required: the model directory to fine-tune")
-    elif isinstance(m, str) and not (Path(m)/"config.json").is_file():
-        problems.append(f"`model_name_or_path` {m!r}: no config.json there (LEMA needs a local model directory)")
+    elif isinstance(m, str) and not (Path(m)/"config.json").is_file() and (Path(m).exists() or not _REPO_ID.match(m)):
+        problems.append(f"`model_name_or_path` {m!r}: no config.json there (a model directory, or a hub id 'org/name')")
     dp = d.get("data_path")
     if isinstance(dp, str) and Path(dp).suffix in (".txt", ".json", ".jsonl") and not Path(dp).is_file():
         problems.append(f"`data_path` {dp!r}: no such file")
@@ -129,6 +131,12 @@ def _parser():
     c.add_argument("out", help="output directory (or .safetensors path)")
     c.add_argument("--quantize", default=None, help="nf4 or fp4: the linear weights in bitsandbytes 4-bit, as transformers saves them")
     c.add_argument("--no-double-quant", dest="double_quant", action="store_false", help="4-bit: keep the absmax in float32")
+    m = sub.add_parser("merge", help="write base + LoRA adapter as one full safetensors model (what serving stacks load)")
+    m.add_argument("adapter", help="the LoRA adapter directory (PEFT's format, as `lema train` saves it)")
+    m.add_argument("out", help="the new model directory")
+    m.add_argument("--base", default=None, help="the base model directory (default: the adapter's base_model_name_or_path)")
+    m.add_argument("--overwrite", action="store_true", help="replace OUT if it exists and is not empty")
+    m.add_argument("--max-shard-size", default="5GB", help="shards of at most this size, as transformers writes them (e.g. 5GB, 500MB)")
     return p
 
 def main(argv=None):
@@ -136,6 +144,9 @@ def main(argv=None):
     a = _parser().parse_args(argv)
     try:
         if a.cmd == "convert": print(prepare_monolithic_safetensors(a.src, a.out, quantize=a.quantize, double_quant=a.double_quant))
+        elif a.cmd == "merge":
+            from lema.merge import merge_adapter  # notebook 06b
+            print(merge_adapter(a.adapter, a.out, base=a.base, max_shard_size=a.max_shard_size, overwrite=a.overwrite))
         elif a.cmd == "bench":
             from lema.bench import compare  # the harness (notebook 08) measures; the CLI only forwards
             df = compare(a.shape, seq=a.seq, device=a.device, dtype=a.dtype, trainers=tuple(a.runs.split(",")),

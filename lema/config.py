@@ -62,7 +62,8 @@ def _default_device(): return "cuda" if torch.cuda.is_available() else "cpu"
 @dataclass
 class LemaConfig:
     "Everything that describes a LEMA fine-tuning run."
-    model_name_or_path: str|None = None  # model directory (config.json + safetensors) or hub id
+    model_name_or_path: str|None = None  # model directory (config.json + safetensors) or hub id ("org/name")
+    revision: str|None = None            # hub id: branch, tag or commit (None: main)
     model_type: str|None = None          # architecture (llama, mistral, qwen2, gpt2); None: read from the HF config
     gbi_path: str|None = None            # safetensors file / index / dir; None: found in `model_name_or_path`
     device: str = field(default_factory=_default_device)  # "cuda", "cuda:1" or "cpu"
@@ -151,7 +152,7 @@ def _problems(c: LemaConfig) -> list[str]:
     if c.lora_target_modules is not None and (not isinstance(c.lora_target_modules, list) or not c.lora_target_modules
                                               or not all(isinstance(t, str) and t for t in c.lora_target_modules)):
         p.append(f"`lora_target_modules` should be a non-empty list of module names or None, got {c.lora_target_modules!r}")
-    for n in ("model_name_or_path", "model_type", "gbi_path", "data_path"):
+    for n in ("model_name_or_path", "revision", "model_type", "gbi_path", "data_path"):
         v = getattr(c, n)
         if v is not None and not isinstance(v, (str, os.PathLike)): p.append(f"`{n}` should be a string or None, got {v!r}")
     if c.loss_chunk_size is not None: pos_int("loss_chunk_size")

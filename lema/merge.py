@@ -1,4 +1,4 @@
-"""A deployable full model from a base and a LoRA adapter: `W + scaling · B @ A`, written shard by shard, one tensor at a time.
+"""A deployable full model from a base and a LoRA adapter: `W + scaling · B @ A`, written one tensor at a time.
 
 Docs: https://lema-dev.github.io/lema/merge.html.md"""
 
@@ -31,7 +31,7 @@ def lora_scaling(acfg: dict) -> float:
 _LORA_NAME = re.compile(r"(.+)\.lora_([AB])(?:\.default)?\.weight")  # some writers keep the adapter name ('default')
 
 def adapter_modules(adapter_dir) -> dict[str, dict[str, str]]:
-    "`{module path: {'A': tensor name, 'B': tensor name}}` of the adapter's weights file; `AdapterError` names a stray tensor."
+    "`{module: {'A': tensor name, 'B': tensor name}}` of the adapter's weights file; `AdapterError` names a stray tensor."
     p = Path(adapter_dir)/ADAPTER_WEIGHTS
     if not p.is_file(): raise AdapterError(f"{adapter_dir}: no {ADAPTER_WEIGHTS}")
     try:
@@ -40,10 +40,11 @@ def adapter_modules(adapter_dir) -> dict[str, dict[str, str]]:
     mods, problems = {}, []
     for n in names:
         m = _LORA_NAME.fullmatch(n.removeprefix(PEFT_PREFIX)) if n.startswith(PEFT_PREFIX) else None
-        if m is None: problems.append(f"tensor {n!r} is not a LoRA weight ({PEFT_PREFIX}<module>.lora_A.weight / lora_B.weight)")
+        if m is None: problems.append(f"tensor {n!r} is not a LoRA weight ({PEFT_PREFIX}<module>.lora_A/B.weight)")
         else: mods.setdefault(m[1], {})[m[2]] = n
     for m, ab in mods.items():
-        if len(ab) == 1: problems.append(f"tensor {next(iter(ab.values()))!r} has no lora_{'B' if 'A' in ab else 'A'} beside it")
+        if len(ab) == 1:
+            problems.append(f"tensor {next(iter(ab.values()))!r} has no lora_{'B' if 'A' in ab else 'A'} beside it")
     if problems: raise AdapterError(f"{p}:\n  - " + "\n  - ".join(problems))
     if not mods: raise AdapterError(f"{p}: no LoRA weights in it")
     return mods
@@ -69,7 +70,8 @@ def plan_merge(gbi: GlobalBinaryIndex, mods: dict, r: int, adapter_file) -> dict
                 problems.append(f"tensor {a!r}: the base ({gbi.config.model_type}) has no module {m!r}"); continue
             conv = type(mod).__name__ == "Conv1D"  # GPT-2's: weight [in, out] (PEFT's fan_in_fan_out)
             if not (conv or isinstance(mod, nn.Linear)):
-                problems.append(f"tensor {a!r}: {m!r} is a {type(mod).__name__}; merging supports nn.Linear and Conv1D"); continue
+                problems.append(f"tensor {a!r}: {m!r} is a {type(mod).__name__}; merging supports nn.Linear and Conv1D")
+                continue
             if w in tied:
                 problems.append(f"tensor {a!r}: {w!r} is tied to {tied[w]!r}; merging into it would change both"); continue
             if w not in gbi: problems.append(f"tensor {a!r}: the checkpoint has no {w!r}"); continue
@@ -79,7 +81,8 @@ def plan_merge(gbi: GlobalBinaryIndex, mods: dict, r: int, adapter_file) -> dict
             n_in, n_out = shape if conv else shape[::-1]
             for name, want in ((a, (r, n_in)), (b, (n_out, r))):
                 if tuple(got := f.get_slice(name).get_shape()) != want:
-                    problems.append(f"tensor {name!r}: expected shape {list(want)} (r={r}, {w} is {list(shape)}), found {list(got)}")
+                    problems.append(f"tensor {name!r}: expected shape {list(want)} (r={r}, {w} is {list(shape)}), "
+                                    f"found {list(got)}")
             plan[w] = LoraUpdate(a, b, conv)
     if problems: raise AdapterError(f"{adapter_file} does not fit the base {gbi.root}:\n  - " + "\n  - ".join(problems))
     return plan
@@ -92,11 +95,11 @@ def parse_size(size: int|str) -> int:
     if isinstance(size, int) and not isinstance(size, bool) and size > 0: return size
     m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B)\s*", str(size), re.IGNORECASE)
     if m is None or m[2].upper() not in _UNITS or float(m[1]) <= 0:
-        raise ConfigurationError(f"`max_shard_size` should be a positive size such as '5GB', '500MB' or '2GiB', got {size!r}")
+        raise ConfigurationError(f"`max_shard_size` should be a size such as '5GB', '500MB' or '2GiB', got {size!r}")
     return int(float(m[1]) * _UNITS[m[2].upper()])
 
 def split_shards(sizes: list[tuple[str, int]], max_size: int) -> dict[str, list[str]]:
-    "`{file name: tensor names}`: huggingface_hub's split, in order; a tensor larger than `max_size` gets a shard of its own."
+    "`{file name: tensor names}`: huggingface_hub's split, in order; a tensor over `max_size` gets a shard of its own."
     shards, cur, cur_size = [], [], 0
     for name, n in sizes:
         if n > max_size: shards.append([name]); continue
@@ -113,7 +116,8 @@ def _merge_dtype(config) -> torch.dtype:
     dt = qc.get("bnb_4bit_compute_dtype") or getattr(config, "dtype", None) or torch.float32
     if isinstance(dt, str): dt = getattr(torch, dt.removeprefix("torch."), dt)
     if dt not in (torch.float32, torch.float16, torch.bfloat16):
-        raise ConfigurationError(f"quantization_config.bnb_4bit_compute_dtype is {dt!r}: expected float32, float16 or bfloat16")
+        raise ConfigurationError(f"quantization_config.bnb_4bit_compute_dtype is {dt!r}: expected float32, float16 or "
+                                 "bfloat16")
     return dt
 
 def _reader(gbi: GlobalBinaryIndex, name: str, dtype: torch.dtype, update: LoraUpdate|None, lora, scaling: float):
@@ -151,7 +155,7 @@ def _unquantized_config(path: Path, dtype: torch.dtype):
 
 def merge_adapter(adapter_dir,                    # a PEFT (or LEMA) LoRA adapter directory
                   out,                            # the new model directory
-                  base=None,                      # the base model directory; None: the adapter config's base_model_name_or_path
+                  base=None,                      # the base model directory; None: the adapter's base_model_name_or_path
                   max_shard_size: int|str="5GB",  # shards of at most this size, as transformers' `save_pretrained`
                   overwrite: bool=False,          # replace a non-empty `out`
                   progress: bool=True,
@@ -161,17 +165,21 @@ def merge_adapter(adapter_dir,                    # a PEFT (or LEMA) LoRA adapte
     acfg, mods = read_adapter_config(adapter_dir), adapter_modules(adapter_dir)
     max_size = parse_size(max_shard_size)
     if not (base := base or acfg.get("base_model_name_or_path")):
-        raise AdapterError(f"{adapter_dir}: the adapter names no base model (base_model_name_or_path): pass `base` (`--base`)")
+        raise AdapterError(f"{adapter_dir}: the adapter names no base model (base_model_name_or_path): "
+                           "pass `base` (`--base`)")
     if not Path(base).exists():
-        raise ConfigurationError(f"the base model {str(base)!r} is not a local directory: pass `base` (`--base`) with its directory")
+        raise ConfigurationError(f"the base model {str(base)!r} is not a local directory: pass `base` (`--base`) "
+                                 "with its directory")
     gbi = GlobalBinaryIndex(base)
     try:
         _check_out(out, overwrite, gbi.root, adapter_dir)
-        if gbi.config is None: raise ConfigurationError(f"{gbi.root}: no config.json beside the checkpoint (merging needs the model's config)")
+        if gbi.config is None:
+            raise ConfigurationError(f"{gbi.root}: no config.json beside the checkpoint (merging needs the model's config)")
         if gbi.quant: require_bitsandbytes()
         plan, scaling = plan_merge(gbi, mods, acfg["r"], adapter_dir/ADAPTER_WEIGHTS), lora_scaling(acfg)
         shapes, tied = expected_tensors(gbi.config)
-        skip = quant_parts(gbi.quant) | {t for t, s in tied.items() if t in gbi.tensors and s in gbi.tensors}  # a tied copy: once
+        tied_copies = {t for t, s in tied.items() if t in gbi.tensors and s in gbi.tensors}  # written once, as the source
+        skip = quant_parts(gbi.quant) | tied_copies
         names = [n for n in shapes if n in gbi.tensors and n not in skip]  # the model's order, as transformers shards it
         names += sorted(set(gbi.tensors) - set(shapes) - skip, key=_natural_key)
         qdtype = _merge_dtype(gbi.config) if gbi.quant else None
@@ -184,7 +192,8 @@ def merge_adapter(adapter_dir,                    # a PEFT (or LEMA) LoRA adapte
                 items = [(n, dtype[n], shape[n], _reader(gbi, n, dtype[n], plan.get(n), lora, scaling)) for n in group]
                 _write_safetensors(tmp/fname, items, progress=progress, desc=f"lema merge {i + 1}/{len(shards)}")
             if len(shards) > 1:
-                index = {"metadata": {"total_size": sum(nbytes.values())}, "weight_map": {n: f for f, g in shards.items() for n in g}}
+                index = {"metadata": {"total_size": sum(nbytes.values())},
+                         "weight_map": {n: f for f, g in shards.items() for n in g}}
                 (tmp/"model.safetensors.index.json").write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
             _copy_side_files(gbi.root, tmp)  # config.json, generation_config.json, the tokenizer
             if gbi.quant: _unquantized_config(tmp/"config.json", qdtype)

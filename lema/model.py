@@ -10,7 +10,7 @@ import dataclasses, math
 from pathlib import Path
 import torch
 from fastcore.basics import patch
-from .config import AdapterError, CONFIG_NAME, LemaConfig
+from .config import AdapterError, CONFIG_NAME, InputError, LemaConfig
 from .lora import read_adapter_config, load_adapter_weights, save_adapter
 from .adapters import StreamedCausalLM
 from .trainer import LemaTrainer, HostOffloadAdamW
@@ -101,3 +101,29 @@ def _rebuild(self: LemaModel, device) -> LemaModel:
                     setattr(self.loras[n], ab, getattr(old, ab))  # the same module, the same Parameter
     for t in trainers: _move_optimizer_state(t.optimizer, device); self._trainers.add(t)
     return self
+
+# %% ../nbs/06_model.ipynb #14g00002
+def _max_length_of(hf_config) -> int|None:
+    "How many positions the model has (None: no fixed limit)."
+    return getattr(hf_config, "n_positions", None) if hf_config.model_type == "gpt2" else getattr(hf_config, "max_position_embeddings", None)
+
+@patch
+def generate(self: LemaModel, input_ids, attention_mask=None, **generate_kwargs):
+    "transformers' `generate` on the streamed model (KV cache; eval mode, no grad); its return value."
+    self.check_batch(input_ids, attention_mask)
+    new = generate_kwargs.get("max_new_tokens")
+    if (P := _max_length_of(self.hf_config)) is not None and new is not None and input_ids.shape[1] + new > P:
+        raise InputError(f"a prompt of {input_ids.shape[1]} tokens plus max_new_tokens={new} exceeds the model's {P} positions")
+    if not getattr(self, "_generation_config_read", False):  # EOS and pad as the checkpoint says (transformers' from_pretrained)
+        from transformers import GenerationConfig
+        if self.model_dir is not None and (self.model_dir/"generation_config.json").is_file():
+            self.hf.generation_config = GenerationConfig.from_pretrained(self.model_dir)
+        self._generation_config_read = True
+    moved = self._to_device(input_ids, attention_mask)
+    ids = input_ids if self.config.embedding_on_host else moved[id(input_ids)]
+    was = self.training; self.eval()
+    try:
+        with torch.no_grad():
+            return self.hf.generate(input_ids=ids, attention_mask=None if attention_mask is None else moved[id(attention_mask)],
+                                    **generate_kwargs)
+    finally: self.train(was)
