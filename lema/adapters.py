@@ -272,6 +272,7 @@ class StreamedCausalLM(nn.Module):
         # a hub id becomes the cache's snapshot directory (notebook 01b); a path stays itself
         self.model_dir = resolve_model_dir(config.model_name_or_path, config.revision) if config.model_name_or_path else None
         self.config, self.hf_config = config, _hf_config(config, self.model_dir)
+        config.__dict__["_hf_config"] = self.hf_config  # `model.config.get_text_config()`, `.vocab_size`, ...: transformers' answers
         self.adapter = get_adapter(self.hf_config)
         if config.model_type is not None and config.model_type != self.hf_config.model_type:
             raise ConfigurationError(f"`model_type` is {config.model_type!r} but the model's config.json says {self.hf_config.model_type!r}")
@@ -344,6 +345,13 @@ def initialize_lora(self: StreamedCausalLM, seed: int|None=None, use_rslora: boo
         linears = sorted({n.rpartition(".")[2] for n, m in self.layers[0].named_modules() if isinstance(m, nn.Linear) or type(m).__name__ in ("Conv1D", "LoraLinear")})
         self.loras = {}
         raise ConfigurationError(f"`lora_target_modules` {missing} match no linear layer in a {self.hf_config.model_type} decoder layer (its linears: {linears})")
+    return self._register_lora()
+
+@patch
+def _register_lora(self: StreamedCausalLM):
+    "Make the LoRA weights submodules, so `parameters()` (what transformers' Trainer hands its optimizer) holds them."
+    self.lora_weights = nn.ModuleDict({n.replace(".", "-"): nn.ModuleDict(dict(lora_A=m.lora_A, lora_B=m.lora_B))
+                                       for n, m in self.loras.items()})
     return self
 
 @patch

@@ -106,6 +106,12 @@ class LemaConfig:
     text_field: str = "text"             # the text column of a JSON/HF dataset
     validation_split: float = 0.1        # fraction of the data held out for evaluation
 
+    def __getattr__(self, name):
+        "What a `LemaConfig` does not define, a model's config may: the transformers config of the model it describes."
+        hf = self.__dict__.get("_hf_config")  # set by the model (notebook 04): transformers' Trainer and TRL read model.config
+        if hf is None or name.startswith("__"): raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
+        return getattr(hf, name)
+
     def __post_init__(self):
         if isinstance(self.strategy, str) and self.strategy in {s.value for s in MemoryStrategy}:
             self.strategy = MemoryStrategy(self.strategy)

@@ -11,22 +11,31 @@ from pathlib import Path
 import torch
 from fastcore.basics import patch
 from .config import AdapterError, CONFIG_NAME, InputError, LemaConfig
-from .lora import read_adapter_config, load_adapter_weights, save_adapter
-from .adapters import StreamedCausalLM
+from .lora import PEFT_PREFIX, read_adapter_config, load_adapter_weights, save_adapter, write_adapter
+from .adapters import LemaLossOutput, StreamedCausalLM
+from .quant import quant_parts
 from .trainer import LemaTrainer, HostOffloadAdamW
 
 # %% auto #0
-__all__ = ['LemaModel']
+__all__ = ['LemaModel', 'PeftCheckpointCallback']
 
 # %% ../nbs/06_model.ipynb #c07a7550
 class LemaModel(StreamedCausalLM):
     "A causal LM fine-tuned with LoRA while its frozen decoder layers stream from the safetensors checkpoint."
-    def forward(self, input_ids, attention_mask=None) -> torch.Tensor:
-        "Logits of a streamed forward (no grad, eval mode: no dropout)."
-        was = self.training; self.eval()
-        try:
-            with torch.no_grad(): return self.outputs(input_ids, attention_mask).logits
-        finally: self.train(was)
+    main_input_name, loss_type = "input_ids", "ForCausalLM"  # transformers' Trainer reads these: it counts shifted labels
+
+    def forward(self, input_ids=None, attention_mask=None, labels=None, num_items_in_batch=None, return_dict=None, **kwargs):
+        "Without labels: the logits of a streamed forward (no grad, eval mode). With labels (transformers' `Trainer`): a `CausalLMOutput`."
+        if bad := {k: v for k, v in kwargs.items() if v is not None and v is not False and k not in ("use_cache",)}:
+            raise InputError(f"LemaModel.forward does not take {sorted(bad)} (it takes input_ids, attention_mask, labels)")
+        if labels is None and not return_dict:  # the seed API: `logits = model(input_ids)`
+            was = self.training; self.eval()
+            try:
+                with torch.no_grad(): return self.outputs(input_ids, attention_mask).logits
+            finally: self.train(was)
+        from transformers.modeling_outputs import CausalLMOutput
+        out = self.outputs(input_ids, attention_mask, labels, return_logits=not self.training, num_items_in_batch=num_items_in_batch)
+        return CausalLMOutput(loss=out.loss, logits=out._logits if isinstance(out, LemaLossOutput) else out.logits)
 
     def get_trainer(self, optimizer: torch.optim.Optimizer|None=None) -> LemaTrainer:
         "A `LemaTrainer` for this model (AdamW at `config.learning_rate` — on the host with `optimizer_offload` — when no optimizer is given)."
@@ -34,6 +43,52 @@ class LemaModel(StreamedCausalLM):
             cls = HostOffloadAdamW if self.config.optimizer_offload else torch.optim.AdamW
             optimizer = cls(self.get_trainable_parameters(), lr=self.config.learning_rate)
         return LemaTrainer(self, optimizer)
+
+    # -- what transformers' Trainer (and TRL's SFTTrainer) call on a model --
+    def activation_checkpointing_enable(self, *args, **kwargs): self._set_checkpointing(True)
+    def activation_checkpointing_disable(self): self._set_checkpointing(False)
+    gradient_checkpointing_enable, gradient_checkpointing_disable = activation_checkpointing_enable, activation_checkpointing_disable
+    @property
+    def is_activation_checkpointing(self) -> bool: return self.config.gradient_checkpointing
+    is_gradient_checkpointing = is_activation_checkpointing
+
+    def _set_checkpointing(self, on: bool):
+        "Recompute each layer in the backward (`on`), or keep its activations."
+        self.config.gradient_checkpointing = on
+        for sl in self.hf.get_submodule(self.adapter.layers): sl.keep_activations = not on
+
+    def add_model_tags(self, tags): self.hf.add_model_tags(tags)  # TRL tags the models it trains (model cards)
+    @property
+    def base_model(self): return self.hf.base_model  # the decoder without its head (TRL's fused head calls it), layers streamed
+    def get_input_embeddings(self): return self.hf.get_input_embeddings()
+    def get_output_embeddings(self): return self.hf.get_output_embeddings()
+
+    def num_parameters(self, only_trainable: bool=False, exclude_embeddings: bool=False) -> int:
+        "Parameters of the model (those in the checkpoint, 4-bit ones counted unpacked, plus LoRA's), or the trainable ones."
+        lora = sum(p.numel() for p in self.get_trainable_parameters())
+        if only_trainable: return lora
+        emb = {self.hf.get_input_embeddings().weight.data_ptr()} if exclude_embeddings else set()
+        parts = quant_parts(self.gbi.quant)
+        n = sum(self.gbi.quant[k].numel if k in self.gbi.quant else t.nbytes // t.dtype.itemsize
+                for k, t in self.gbi.tensors.items() if k not in parts)
+        if exclude_embeddings: n -= self.hf.get_input_embeddings().weight.numel()
+        return n + lora
+
+    def state_dict(self, *args, **kwargs) -> dict:
+        "The LoRA weights under PEFT's names: all a checkpoint needs (the frozen weights stay in the safetensors file)."
+        return {f"{PEFT_PREFIX}{n}.lora_{ab}.weight": getattr(m, f"lora_{ab}").weight.detach() for n, m in self.loras.items() for ab in "AB"}
+
+    def load_state_dict(self, state_dict, strict: bool=True, assign: bool=False):
+        "Load LoRA weights saved by `state_dict` (transformers' Trainer resuming from its checkpoint)."
+        from torch.nn.modules.module import _IncompatibleKeys
+        mine = self.state_dict()
+        missing, unexpected = sorted(set(mine) - set(state_dict)), sorted(set(state_dict) - set(mine))
+        if strict and (missing or unexpected): raise AdapterError(f"LoRA state dict: missing {missing}, unexpected {unexpected}")
+        with torch.no_grad():
+            for n, m in self.loras.items():
+                for ab in "AB":
+                    if (k := f"{PEFT_PREFIX}{n}.lora_{ab}.weight") in state_dict: getattr(m, f"lora_{ab}").weight.copy_(state_dict[k])
+        return _IncompatibleKeys(missing, unexpected)
 
     def close(self):
         "Stop streaming: wait for loads in flight, stop the prefetch thread, free the device slots, unpin host memory."
@@ -46,7 +101,7 @@ class LemaModel(StreamedCausalLM):
 
 # %% ../nbs/06_model.ipynb #a3267977
 @patch
-def save_pretrained(self: LemaModel, save_directory) -> Path:
+def save_pretrained(self: LemaModel, save_directory, **kwargs) -> Path:  # (transformers' state_dict=, safe_serialization=, ...)
     "Write the adapter in PEFT's format plus `lema_config.json` into `save_directory`."
     if not self.loras: raise AdapterError("the model has no LoRA adapters to save: call `initialize_lora()` first")
     return save_adapter(save_directory, self.loras, self.config.model_name_or_path, self.adapter.fan_in_fan_out, self.targets(),
@@ -100,12 +155,22 @@ def _rebuild(self: LemaModel, device) -> LemaModel:
                     if p.grad is not None: p.grad = p.grad.to(device)
                     setattr(self.loras[n], ab, getattr(old, ab))  # the same module, the same Parameter
     for t in trainers: _move_optimizer_state(t.optimizer, device); self._trainers.add(t)
-    return self
+    return self._register_lora() if loras else self
 
 # %% ../nbs/06_model.ipynb #14g00002
 def _max_length_of(hf_config) -> int|None:
     "How many positions the model has (None: no fixed limit)."
     return getattr(hf_config, "n_positions", None) if hf_config.model_type == "gpt2" else getattr(hf_config, "max_position_embeddings", None)
+
+@patch(as_prop=True)
+def generation_config(self: LemaModel):
+    "transformers' `GenerationConfig`: the checkpoint's `generation_config.json` (read once), else one from the model's config."
+    if not self.__dict__.get("_generation_config_read"):
+        from transformers import GenerationConfig
+        if self.model_dir is not None and (self.model_dir/"generation_config.json").is_file():
+            self.hf.generation_config = GenerationConfig.from_pretrained(self.model_dir)
+        self.__dict__["_generation_config_read"] = True
+    return self.hf.generation_config
 
 @patch
 def generate(self: LemaModel, input_ids, attention_mask=None, **generate_kwargs):
@@ -114,11 +179,7 @@ def generate(self: LemaModel, input_ids, attention_mask=None, **generate_kwargs)
     new = generate_kwargs.get("max_new_tokens")
     if (P := _max_length_of(self.hf_config)) is not None and new is not None and input_ids.shape[1] + new > P:
         raise InputError(f"a prompt of {input_ids.shape[1]} tokens plus max_new_tokens={new} exceeds the model's {P} positions")
-    if not getattr(self, "_generation_config_read", False):  # EOS and pad as the checkpoint says (transformers' from_pretrained)
-        from transformers import GenerationConfig
-        if self.model_dir is not None and (self.model_dir/"generation_config.json").is_file():
-            self.hf.generation_config = GenerationConfig.from_pretrained(self.model_dir)
-        self._generation_config_read = True
+    self.generation_config  # EOS and pad as the checkpoint says
     moved = self._to_device(input_ids, attention_mask)
     ids = input_ids if self.config.embedding_on_host else moved[id(input_ids)]
     was = self.training; self.eval()
@@ -127,3 +188,18 @@ def generate(self: LemaModel, input_ids, attention_mask=None, **generate_kwargs)
             return self.hf.generate(input_ids=ids, attention_mask=None if attention_mask is None else moved[id(attention_mask)],
                                     **generate_kwargs)
     finally: self.train(was)
+
+# %% ../nbs/06_model.ipynb #14h00002
+from transformers import TrainerCallback
+
+class PeftCheckpointCallback(TrainerCallback):
+    "Writes the LEMA model's adapter in PEFT's format into every checkpoint transformers' `Trainer` saves (and at the end)."
+    def __init__(self, model: LemaModel): self.model = model
+
+    def on_save(self, args, state, control, **kwargs):  # beside Trainer's files in its checkpoint directory: add, never replace
+        m = self.model
+        write_adapter(Path(args.output_dir)/f"checkpoint-{state.global_step}", m.loras, m.config.model_name_or_path,
+                      m.adapter.fan_in_fan_out, m.targets())
+
+    def on_train_end(self, args, state, control, **kwargs):
+        self.model.save_pretrained(Path(args.output_dir)/"adapter")

@@ -247,4 +247,10 @@ MUTANTS = [
          new="                with torch.enable_grad(), _autocast(ctx.autocast), _replay_rng(None, sl.streamer.device):",
          notebooks=["nbs/05_trainer.ipynb"],
          sees="with lora_dropout and checkpointing the backward recomputes each layer with other dropout masks: wrong gradients"),
+
+    dict(name="trainer-unshifted-count", file="lema/model.py",
+         old='    main_input_name, loss_type = "input_ids", "ForCausalLM"',
+         new='    main_input_name, loss_type = "input_ids", None',
+         notebooks=["nbs/06c_trainers.ipynb"],
+         sees="under transformers' Trainer every loss is divided by a token count one per row too large (PEFT's losses differ)"),
 ]
