@@ -10,7 +10,9 @@ __all__ = []
 # %% ../nbs/10_api.ipynb #4fef4671
 __version__ = "0.1.0"
 from .config import (LemaConfig, MemoryStrategy, LemaError, ConfigurationError, GBIError, UnsupportedModelError,
-                         InputError, AdapterError, CheckpointError)
+                         InputError, AdapterError, CheckpointError, MissingDependencyError)
 from .gbi import GlobalBinaryIndex, prepare_monolithic_safetensors, break_shared_weights
 from .trainer import LemaTrainer
-from .model import LemaModel
+from .model import LemaModel, PeftCheckpointCallback
+from .merge import merge_adapter  # also gives LemaModel its `merge_and_save`
+from .hub import resolve_model_dir
