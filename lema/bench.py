@@ -12,7 +12,7 @@ import torch
 
 # %% auto #0
 __all__ = ['SHAPES', 'TARGETS', 'PHASES', 'DEFAULTS', 'shape_config', 'cache_dir', 'build_model', 'run_config', 'step_work',
-           'measure_floor', 'floor_seconds', 'machine', 'compare', 'plot_speed', 'plot_memory']
+           'measure_floor', 'floor_seconds', 'machine', 'compare', 'compare_generate', 'plot_speed', 'plot_memory']
 
 # %% ../nbs/08_bench.ipynb #4ccaee7f
 _LLAMA = dict(model_type="llama", rms_norm_eps=1e-5, hidden_act="silu", bos_token_id=1, eos_token_id=2)
@@ -117,6 +117,21 @@ def _lema_trainee(path, cfg, targets):
     step.streamer = model.streamer  # its counters: bytes moved
     return step
 
+def _measure_generate(path, cfg: dict, dev, sync) -> dict:
+    "Tokens per second of LEMA's `generate` (greedy, exactly `new_tokens` new tokens for each of `batch` prompts of `seq`)."
+    from lema.config import LemaConfig
+    from lema.model import LemaModel
+    m = LemaModel(LemaConfig(model_name_or_path=str(path), device=cfg["device"], dtype=cfg["dtype"], strategy=cfg["strategy"],
+                             save_steps=0)).initialize_lora(seed=0)
+    x = torch.randint(0, m.hf_config.vocab_size, (cfg["batch"], cfg["seq"]), generator=torch.Generator().manual_seed(0))
+    gen = lambda n: m.generate(x, max_new_tokens=n, min_new_tokens=n, do_sample=False, pad_token_id=0)
+    gen(2); sync()  # warm-up
+    loads, t = m.streamer.stats["loads"], time.perf_counter()
+    gen(cfg["new_tokens"]); sync(); s = time.perf_counter() - t
+    return dict(status="ok", sec_per_token=s / cfg["new_tokens"], tokens_per_s=cfg["batch"] * cfg["new_tokens"] / s,
+                layer_loads=m.streamer.stats["loads"] - loads, streamed_bytes_per_token=sum(l.nbytes for l in m.streamer.layouts),
+                peak_rss_gb=_RssSampler.read()["VmHWM"] / 2**30)
+
 def _measure(cfg: dict) -> dict:
     "Run configuration `cfg` in this process; the measurements as a dict."
     torch.set_num_threads(cfg["threads"])
@@ -134,6 +149,7 @@ def _measure(cfg: dict) -> dict:
     targets = TARGETS["gpt2" if hf.model_type == "gpt2" else "llama"]
     sync = (lambda: torch.cuda.synchronize(dev)) if cuda else (lambda: None)
     try:
+        if cfg["trainer"] == "generate": return {**_measure_generate(path, cfg, dev, sync), **res}
         step = (_peft_trainee if cfg["trainer"] == "peft" else _lema_trainee)(path, cfg, targets)
         vocab = hf.vocab_size
         x = torch.randint(0, vocab, (cfg["batch"], cfg["seq"]), generator=torch.Generator().manual_seed(0)).to(dev)
@@ -183,7 +199,7 @@ def _child():
 # %% ../nbs/08_bench.ipynb #cbccf9ad
 DEFAULTS = dict(shape="tiny", model=None, trainer="lema", strategy="streaming", gradient_checkpointing=True, device="cpu",
                 dtype="float32", seq=256, batch=1, rank=16, warmup=1, steps=3, threads=1, memory_cap_gb=None, budget_gb=None, optimizer_offload=False, profile=False,
-                loss_chunk_size=256)
+                loss_chunk_size=256, new_tokens=32)  # new_tokens: trainer="generate" (tokens/s of LemaModel.generate)
 
 def run_config(timeout=3600, **kw) -> dict:
     "Measure one configuration in a child process; a dict of the configuration and its results."
@@ -333,6 +349,27 @@ def compare(shape, seq=256, device="cpu", dtype="float32", trainers=("peft", "pe
     if df.below_floor.any():
         import warnings
         warnings.warn(f"{shape} seq {seq}: {list(df.run[df.below_floor])} measured faster than the floor; do not trust their ratios")
+    return df
+
+# %% ../nbs/08_bench.ipynb #14i00002
+def compare_generate(shape, seq=64, batches=(1, 8), new_tokens=32, device="cpu", dtype="float32", rounds: int=1, **kw) -> pd.DataFrame:
+    "Tokens/s of LEMA's `generate` for each batch size (interleaved rounds), with the per-token floor and the gain of batching."
+    rows = [dict(round=r, **run_config(shape=shape, seq=seq, batch=b, trainer="generate", new_tokens=new_tokens, device=device,
+                                       dtype=dtype, **kw)) for r in range(rounds) for b in batches]
+    raw = pd.DataFrame(rows)
+    df = raw.groupby("batch", as_index=False).agg(tokens_per_s=("tokens_per_s", "median"), tokens_per_s_min=("tokens_per_s", "min"),
+                                                  tokens_per_s_max=("tokens_per_s", "max"), sec_per_token=("sec_per_token", "median"),
+                                                  streamed_bytes_per_token=("streamed_bytes_per_token", "first"),
+                                                  status=("status", "first"))
+    floor = measure_floor(device, dtype, threads=kw.get("threads", 1))
+    from lema.gbi import expected_tensors
+    params = sum(torch.Size(s).numel() for n, s in expected_tensors(shape_config(shape))[0].items())
+    df["floor_s_per_token"] = [max(df.streamed_bytes_per_token.iloc[i] / floor["copy_bytes_per_s"],
+                                   2 * params * b / floor["matmul_flops_per_s"]) for i, b in enumerate(df.batch)]
+    df["time_vs_floor"] = df.sec_per_token / df.floor_s_per_token
+    df["tokens_per_s_vs_batch1"] = df.tokens_per_s / df.tokens_per_s.iloc[0]
+    df.insert(0, "shape", shape); df.insert(1, "seq", seq); df.insert(2, "new_tokens", new_tokens)
+    for k, v in machine().items(): df[k] = v
     return df
 
 # %% ../nbs/08_bench.ipynb #7884db3f
