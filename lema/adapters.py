@@ -21,13 +21,13 @@ from .lora import apply_lora, matches_target
 from .loss import chunked_causal_lm_loss
 
 # %% auto #0
-__all__ = ['ADAPTERS', 'ModelAdapter', 'get_adapter', 'StreamedLayer', 'checkpoint_dtype', 'compute_dtype', 'HostEmbedding',
+__all__ = ['ModelAdapter', 'get_adapter', 'StreamedLayer', 'checkpoint_dtype', 'compute_dtype', 'HostEmbedding',
            'StreamedCausalLM', 'LemaLossOutput']
 
 # %% ../nbs/04_adapters.ipynb #fabc3745
 @dataclass(frozen=True)
 class ModelAdapter:
-    "What LEMA needs to know about one architecture."
+    "What LEMA needs to know about one architecture (read from the model by `get_adapter`)."
     model_type: str
     layers: str                  # module path of the decoder-layer list in the *ForCausalLM model
     default_targets: tuple       # LoRA target modules when the config names none (PEFT's names)
@@ -36,20 +36,38 @@ class ModelAdapter:
 
     def layer_prefix(self, i: int) -> str: return f"{self.layers}.{i}."
 
-_LLAMA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
-ADAPTERS = {a.model_type: a for a in [
-    ModelAdapter("llama", "model.layers", _LLAMA_TARGETS),
-    ModelAdapter("mistral", "model.layers", _LLAMA_TARGETS),
-    ModelAdapter("qwen2", "model.layers", _LLAMA_TARGETS),
-    ModelAdapter("gpt2", "transformer.h", ("c_attn", "c_proj", "c_fc"), fan_in_fan_out=True),
-]}
+_SCALED_HEADS = ("final_logit_softcapping", "logits_scaling", "logit_scale", "output_multiplier")
 
-def get_adapter(hf_config) -> ModelAdapter:
-    "The adapter for `hf_config.model_type`; `UnsupportedModelError` names the supported ones."
+def _meta_model(hf_config, **kw) -> nn.Module:
+    "transformers' causal LM for `hf_config`, on the meta device (no memory); `UnsupportedModelError` if there is none."
+    from transformers import AutoModelForCausalLM
     mt = getattr(hf_config, "model_type", None)
-    if mt not in ADAPTERS:
-        raise UnsupportedModelError(f"model_type {mt!r} has no LEMA adapter; supported: {sorted(ADAPTERS)}")
-    return ADAPTERS[mt]
+    from transformers.models.auto.modeling_auto import MODEL_FOR_MASKED_LM_MAPPING_NAMES as ENCODERS
+    if getattr(hf_config, "is_encoder_decoder", False):
+        raise UnsupportedModelError(f"model_type {mt!r} is an encoder-decoder model: LEMA streams decoder-only causal LMs")
+    if mt in ENCODERS and not getattr(hf_config, "is_decoder", False):
+        raise UnsupportedModelError(f"model_type {mt!r} is an encoder (a masked LM, attending both ways): LEMA streams decoder-only causal LMs")
+    try:
+        with torch.device("meta"): return AutoModelForCausalLM.from_config(hf_config, **kw)
+    except (ValueError, KeyError) as e:
+        raise UnsupportedModelError(f"model_type {mt!r}: transformers has no causal LM for it ({str(e).splitlines()[0][:150]})") from None
+
+def get_adapter(hf_config, model: nn.Module|None=None) -> ModelAdapter:
+    "What LEMA needs of a transformers decoder-only causal LM, read from the model (built on the meta device if not given)."
+    model = model if model is not None else _meta_model(hf_config)
+    mt, text = hf_config.model_type, hf_config.get_text_config()
+    n = getattr(text, "num_hidden_layers", None) or getattr(text, "n_layer", None)
+    lists = sorted((name for name, m in model.named_modules() if name and isinstance(m, nn.ModuleList) and len(m) == n),
+                   key=lambda s: s.count("."))
+    if not n or not lists: raise UnsupportedModelError(f"{mt}: {type(model).__name__} has no list of its {n} decoder layers")
+    layer0 = model.get_submodule(lists[0])[0]
+    if any(p.ndim > 2 for p in layer0.parameters()):
+        raise UnsupportedModelError(f"{mt}: its layers hold stacked (mixture-of-experts) parameters, which LEMA does not stream yet")
+    from peft.utils.constants import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING as PEFT_TARGETS
+    linears = sorted({k.rpartition(".")[2] for k, m in layer0.named_modules() if isinstance(m, nn.Linear) or type(m).__name__ == "Conv1D"})
+    plain = model.get_output_embeddings() is not None and not any(getattr(text, k, None) for k in _SCALED_HEADS)
+    return ModelAdapter(mt, lists[0], tuple(PEFT_TARGETS.get(mt) or linears),
+                        fan_in_fan_out=any(type(m).__name__ == "Conv1D" for m in layer0.modules()), plain_head=plain)
 
 # %% ../nbs/04_adapters.ipynb #7f160ed3
 def _autocast_state(device_type: str) -> list:
@@ -211,19 +229,24 @@ def _materialize(model: nn.Module, gbi: GlobalBinaryIndex, skip: str, device, dt
         if mname == skip or mname.startswith(skip + "."): continue
         for leaf, p in mod._parameters.items():
             if p is not None: owners.setdefault(id(p), []).append((mod, leaf, f"{mname}.{leaf}" if mname else leaf))
+    _rebuild_buffers(model, device)  # first: transformers' initialisation must see meta parameters (it leaves them alone)
     for uses in owners.values():
         t = gbi.get_tensor(uses[0][2])
         if (spec := gbi.quant.get(uses[0][2])) is not None:  # a 4-bit linear outside the layers: full precision from here on
             t = dequantize(spec, {n: gbi.get_tensor(n).to(device) for n in (spec.name, *spec.parts())}, dtype)
         p = nn.Parameter(t.to(device, dtype if t.is_floating_point() else t.dtype), requires_grad=False)
         for mod, leaf, _ in uses: mod._parameters[leaf] = p
-    for mname, mod in list(model.named_modules()):
-        if mname == skip or mname.startswith(skip + ".") or not any(b is not None and b.is_meta for b in mod._buffers.values()): continue
-        try:  # e.g. the rotary embedding: buffers computed from the config (on the CPU, as transformers does)
-            with torch.device("cpu"): new = type(mod)(config=hf_config).to(device)
-        except TypeError: raise UnsupportedModelError(f"{mname} ({type(mod).__name__}) has buffers that are not in the checkpoint and LEMA cannot rebuild") from None
-        parent, _, leaf = mname.rpartition(".")
-        setattr(model.get_submodule(parent), leaf, new)
+
+def _rebuild_buffers(model: nn.Module, device):
+    "Buffers that are not in the checkpoint (rotary frequencies, embedding scales, ...), computed as transformers computes them."
+    for mname, mod in model.named_modules():
+        metas = [k for k, b in mod._buffers.items() if b is not None and b.is_meta]
+        if not metas: continue
+        for k in metas: mod._buffers[k] = torch.empty(mod._buffers[k].shape, dtype=mod._buffers[k].dtype)  # on the CPU, as transformers
+        model._init_weights(mod)  # transformers' own initialisation fills them from the config
+        for k in metas:
+            if mod._buffers[k].is_meta: raise UnsupportedModelError(f"{mname}.{k} ({type(mod).__name__}) is not in the checkpoint and transformers does not rebuild it")
+            mod._buffers[k] = mod._buffers[k].to(device)
 
 def checkpoint_dtype(gbi: GlobalBinaryIndex, hf_config) -> torch.dtype:
     "What transformers' `dtype='auto'` loads: `config.json`'s dtype, else the first floating-point weight's (float32 if none)."
@@ -268,14 +291,14 @@ class StreamedCausalLM(nn.Module):
     "A transformers causal LM whose decoder layers stream from the safetensors checkpoint; only LoRA trains."
     def __init__(self, config: LemaConfig):
         super().__init__()
-        from transformers import AutoModelForCausalLM
         # a hub id becomes the cache's snapshot directory (notebook 01b); a path stays itself
         self.model_dir = resolve_model_dir(config.model_name_or_path, config.revision) if config.model_name_or_path else None
         self.config, self.hf_config = config, _hf_config(config, self.model_dir)
         config.__dict__["_hf_config"] = self.hf_config  # `model.config.get_text_config()`, `.vocab_size`, ...: transformers' answers
-        self.adapter = get_adapter(self.hf_config)
         if config.model_type is not None and config.model_type != self.hf_config.model_type:
             raise ConfigurationError(f"`model_type` is {config.model_type!r} but the model's config.json says {self.hf_config.model_type!r}")
+        hf = _meta_model(self.hf_config, **({"attn_implementation": config.attn_implementation} if config.attn_implementation else {}))
+        self.adapter = get_adapter(self.hf_config, hf)  # read from the model (before any weight): layer list, PEFT's targets, head
         self.gbi = GlobalBinaryIndex(config.gbi_path or self.model_dir, config=self.hf_config)
         if self.gbi.quant:  # bitsandbytes 4-bit (notebook 01a): streamed packed, dequantized on the device
             require_bitsandbytes()
@@ -284,8 +307,6 @@ class StreamedCausalLM(nn.Module):
         self.device = torch.device(config.device)
         self.dtype = compute_dtype(config.dtype, checkpoint_dtype(self.gbi, self.hf_config),
                                    torch.cuda.get_device_capability(self.device) if self.device.type == "cuda" else None)
-        with torch.device("meta"):
-            hf = AutoModelForCausalLM.from_config(self.hf_config, attn_implementation=config.attn_implementation)
         hf.eval().requires_grad_(False)
         if config.embedding_on_host: self._embedding_to_host(hf)  # before `_materialize`: the device copy is never made
         _materialize(hf, self.gbi, self.adapter.layers, self.device, self.dtype, self.hf_config)

@@ -85,7 +85,7 @@ class LemaConfig:
     save_steps: int = 500                # auto-checkpoint every N optimizer steps (0: never)
     output_dir: str = "output"           # where checkpoints and the final adapter go
     dtype: str = "auto"                  # compute dtype: auto (the checkpoint's, as transformers), float32, float16, bfloat16
-    attn_implementation: str = "sdpa"    # transformers attention: "sdpa" or "eager"
+    attn_implementation: str|None = None # transformers attention: None (what transformers picks for the model), "sdpa", "eager"
     loss_chunk_size: int|None = 256      # tokens per chunk of the head + loss (the whole logits never exist); None: transformers' loss
     return_logits: bool = True           # `train_step` returns the logits (computed without a graph); False: `(None, loss)`
     embedding_on_host: bool = False      # keep the input embedding in host memory (a view of the checkpoint): only used rows move
@@ -153,8 +153,8 @@ def _problems(c: LemaConfig) -> list[str]:
     if not isinstance(c.strategy, MemoryStrategy):
         p.append(f"`strategy` should be one of {[s.value for s in MemoryStrategy]}, got {c.strategy!r}")
     if c.dtype != "auto" and c.dtype not in _DTYPES: p.append(f"`dtype` should be 'auto' or one of {list(_DTYPES)}, got {c.dtype!r}")
-    if c.attn_implementation not in ("sdpa", "eager"):
-        p.append(f"`attn_implementation` should be 'sdpa' or 'eager', got {c.attn_implementation!r}")
+    if c.attn_implementation not in (None, "sdpa", "eager"):
+        p.append(f"`attn_implementation` should be None (transformers' choice), 'sdpa' or 'eager', got {c.attn_implementation!r}")
     if c.lora_target_modules is not None and (not isinstance(c.lora_target_modules, list) or not c.lora_target_modules
                                               or not all(isinstance(t, str) and t for t in c.lora_target_modules)):
         p.append(f"`lora_target_modules` should be a non-empty list of module names or None, got {c.lora_target_modules!r}")

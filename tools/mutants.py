@@ -253,4 +253,17 @@ MUTANTS = [
          new='    main_input_name, loss_type = "input_ids", None',
          notebooks=["nbs/06c_trainers.ipynb"],
          sees="under transformers' Trainer every loss is divided by a token count one per row too large (PEFT's losses differ)"),
+
+    # -- every architecture (issue 15) --
+    dict(name="buffers-uninitialised", file="lema/adapters.py",
+         old="        model._init_weights(mod)  # transformers' own initialisation fills them from the config",
+         new="        pass",
+         notebooks=["nbs/04_adapters.ipynb"],
+         sees="rotary frequencies and embedding scales are uninitialised memory: garbage logits for every model"),
+
+    dict(name="softcap-ignored", file="lema/adapters.py",
+         old="    plain = model.get_output_embeddings() is not None and not any(getattr(text, k, None) for k in _SCALED_HEADS)",
+         new="    plain = model.get_output_embeddings() is not None",
+         notebooks=["nbs/04_adapters.ipynb"],
+         sees="Gemma 2 and Granite train on logits without their softcap/scale: losses differ from PEFT's"),
 ]
