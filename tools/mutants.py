@@ -44,8 +44,8 @@ MUTANTS = [
          sees="`lema train --resume` prints 'resumed from ...' but starts again from step 0 with fresh adapters"),
 
     dict(name="accum-no-divide", file="lema/trainer.py",
-         old="else: (out.loss / self.config.gradient_accumulation_steps).backward()",
-         new="else: out.loss.backward()",
+         old="            loss = out.loss if num_items_in_batch is not None else out.loss / self.config.gradient_accumulation_steps",
+         new="            loss = out.loss",
          notebooks=["nbs/05_trainer.ipynb"],
          sees="with gradient_accumulation_steps=k the update is k times too large (differs from one big batch)"),
 
@@ -212,8 +212,8 @@ MUTANTS = [
          sees="float16 runs clip the scaled gradients (by 2^16): updates shrink to nothing, reported grad norms are huge"),
 
     dict(name="recompute-autocast-lost", file="lema/adapters.py",
-         old="                with torch.enable_grad(), _autocast(ctx.autocast): out = sl._call(h, ctx.args, ctx.kwargs)  # recompute",
-         new="                with torch.enable_grad(): out = sl._call(h, ctx.args, ctx.kwargs)  # recompute",
+         old="                with torch.enable_grad(), _autocast(ctx.autocast), _replay_rng(ctx.rng, sl.streamer.device):",
+         new="                with torch.enable_grad(), _replay_rng(ctx.rng, sl.streamer.device):",
          notebooks=["nbs/04_adapters.ipynb"],
          sees="under torch.autocast the backward recomputes each layer in float32: gradients of a different forward"),
 
