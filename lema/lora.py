@@ -15,8 +15,9 @@ from safetensors.torch import load_file, save_file
 from .config import AdapterError, ConfigurationError
 
 # %% auto #0
-__all__ = ['ADAPTER_CONFIG', 'ADAPTER_WEIGHTS', 'PEFT_PREFIX', 'LoraLinear', 'matches_target', 'apply_lora', 'recover_directory',
-           'atomic_directory', 'write_adapter', 'save_adapter', 'read_adapter_config', 'load_adapter_weights']
+__all__ = ['ADAPTER_CONFIG', 'ADAPTER_WEIGHTS', 'PEFT_PREFIX', 'lora_scaling', 'LoraLinear', 'matches_target', 'apply_lora',
+           'recover_directory', 'atomic_directory', 'write_adapter', 'save_adapter', 'read_adapter_config',
+           'load_adapter_weights']
 
 # %% ../nbs/03_lora.ipynb #06801c5c
 def _features(base: nn.Module) -> tuple[int, int]:
@@ -24,6 +25,10 @@ def _features(base: nn.Module) -> tuple[int, int]:
     if isinstance(base, nn.Linear): return base.in_features, base.out_features
     if type(base).__name__ == "Conv1D": return base.weight.shape[0], base.weight.shape[1]  # weight is [in, out]
     raise ConfigurationError(f"LoRA can wrap nn.Linear or Conv1D, not {type(base).__name__}")
+
+def lora_scaling(r: int, alpha: float, use_rslora: bool=False) -> float:
+    "PEFT's scaling of the update: `alpha / r`, or `alpha / √r` with rslora."
+    return alpha / math.sqrt(r) if use_rslora else alpha / r
 
 class LoraLinear(nn.Module):
     "A frozen `base_layer` plus the trainable low-rank update `lora_B(lora_A(dropout(x))) * alpha/r`."
@@ -34,7 +39,7 @@ class LoraLinear(nn.Module):
         self.base_layer, self.r, self.alpha = base_layer, r, alpha
         self.lora_A = nn.Linear(in_f, r, bias=False, device=device, dtype=torch.float32)
         self.lora_B = nn.Linear(r, out_f, bias=False, device=device, dtype=torch.float32)
-        self.scaling = alpha / math.sqrt(r) if use_rslora else alpha / r
+        self.scaling = lora_scaling(r, alpha, use_rslora)
         self.lora_dropout = nn.Dropout(dropout) if dropout else nn.Identity()  # PEFT's: on the update's input, in train mode
         self.reset_lora_parameters()
 

@@ -15,19 +15,14 @@ from fastcore.basics import patch
 from safetensors import safe_open
 from .config import AdapterError, ConfigurationError
 from .gbi import GlobalBinaryIndex, _copy_side_files, _natural_key, _tensor_bytes, _write_safetensors, expected_tensors
-from .lora import ADAPTER_WEIGHTS, PEFT_PREFIX, atomic_directory, read_adapter_config
+from .lora import ADAPTER_WEIGHTS, PEFT_PREFIX, atomic_directory, lora_scaling, read_adapter_config
 from .quant import dequantize, quant_parts, quantization_of, require_bitsandbytes
 from .model import LemaModel
 
 # %% auto #0
-__all__ = ['lora_scaling', 'adapter_modules', 'LoraUpdate', 'plan_merge', 'parse_size', 'split_shards', 'merge_adapter']
+__all__ = ['adapter_modules', 'LoraUpdate', 'plan_merge', 'parse_size', 'split_shards', 'merge_adapter']
 
 # %% ../nbs/06b_merge.ipynb #6b000006
-def lora_scaling(acfg: dict) -> float:
-    "PEFT's scaling of the adapter config `acfg`: `lora_alpha / r`, or `lora_alpha / √r` with rslora."
-    r, alpha = acfg["r"], acfg.get("lora_alpha", 8)  # 8: PEFT's default alpha
-    return alpha / math.sqrt(r) if acfg.get("use_rslora") else alpha / r
-
 _LORA_NAME = re.compile(r"(.+)\.lora_([AB])(?:\.default)?\.weight")  # some writers keep the adapter name ('default')
 
 def adapter_modules(adapter_dir) -> dict[str, dict[str, str]]:
@@ -176,7 +171,7 @@ def merge_adapter(adapter_dir,                    # a PEFT (or LEMA) LoRA adapte
         if gbi.config is None:
             raise ConfigurationError(f"{gbi.root}: no config.json beside the checkpoint (merging needs the model's config)")
         if gbi.quant: require_bitsandbytes()
-        plan, scaling = plan_merge(gbi, mods, acfg["r"], adapter_dir/ADAPTER_WEIGHTS), lora_scaling(acfg)
+        plan, scaling = plan_merge(gbi, mods, acfg["r"], adapter_dir/ADAPTER_WEIGHTS), lora_scaling(acfg["r"], acfg.get("lora_alpha", 8), bool(acfg.get("use_rslora")))  # 8: PEFT's default
         shapes, tied = expected_tensors(gbi.config)
         tied_copies = {t for t, s in tied.items() if t in gbi.tensors and s in gbi.tensors}  # written once, as the source
         skip = quant_parts(gbi.quant) | tied_copies

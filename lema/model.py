@@ -67,7 +67,6 @@ class LemaModel(StreamedCausalLM):
         "Parameters of the model (those in the checkpoint, 4-bit ones counted unpacked, plus LoRA's), or the trainable ones."
         lora = sum(p.numel() for p in self.get_trainable_parameters())
         if only_trainable: return lora
-        emb = {self.hf.get_input_embeddings().weight.data_ptr()} if exclude_embeddings else set()
         parts = quant_parts(self.gbi.quant)
         n = sum(self.gbi.quant[k].numel if k in self.gbi.quant else t.nbytes // t.dtype.itemsize
                 for k, t in self.gbi.tensors.items() if k not in parts)

@@ -163,12 +163,13 @@ def quantize(w: torch.Tensor, quant_type="nf4", double_quant=True, blocksize=_BL
 
 def quantized_items(name: str, shape, dtype, read, quant_type="nf4", double_quant=True) -> list[tuple]:
     "Safetensors items `(name, dtype, shape, get_bytes)` of weight `name` in 4-bit: shapes known now, `read()` quantized once, on first use."
+    from lema.gbi import _tensor_bytes  # (lema.gbi imports this module)
     spec = QuantSpec(name, quant_type, _BLOCKSIZE, dtype, tuple(shape), *(_NESTED if double_quant else ()))
     cache = {}
     def part(suffix):
         def get():
             if suffix not in cache: cache.update(quantize(read(), quant_type, double_quant)[1])
-            return memoryview(cache.pop(suffix).contiguous().view(-1).view(torch.uint8).numpy())
+            return _tensor_bytes(cache.pop(suffix))
         return get
     items = [(name, torch.uint8, (spec.packed_bytes, 1), part(""))]
     items += [(p, dt, shp, part(p[len(name):])) for p, (dt, shp) in spec.parts().items()]

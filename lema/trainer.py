@@ -57,7 +57,7 @@ class LemaTrainer:
                    return_logits: bool|None=None):     # None: `config.return_logits`; False: no logits computed, `(None, loss)`
         "One micro-step: forward, loss, backward (+ the optimizer step ending a window). `(logits or None, loss)`."
         input_ids, labels, attention_mask = _unpack(input_ids, labels, attention_mask)
-        self.model.train()  # dropout (LoRA's and the model's) on, as transformers' Trainer does
+        if not self.model.training: self.model.train()  # dropout (LoRA's and the model's) on, as transformers' Trainer does
         want_logits = self.config.return_logits if return_logits is None else return_logits
         out = self.model.outputs(input_ids, attention_mask, labels, return_logits=want_logits, num_items_in_batch=num_items_in_batch)
         if num_items_in_batch is not None and self.micro_step == 0: self._window_items = num_items_in_batch  # a resume mid-window needs it

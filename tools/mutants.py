@@ -193,8 +193,8 @@ MUTANTS = [
          sees="a truncated packed weight streams garbage (or reads past its tensor) instead of a clear GBIError"),
 
     dict(name="nf4-convert-holds", file="lema/quant.py",
-         old="            return memoryview(cache.pop(suffix).contiguous().view(-1).view(torch.uint8).numpy())",
-         new="            return memoryview(cache[suffix].contiguous().view(-1).view(torch.uint8).numpy())",
+         old="            return _tensor_bytes(cache.pop(suffix))",
+         new="            return _tensor_bytes(cache[suffix])",
          notebooks=["nbs/01a_quant.ipynb"],
          sees="`lema convert --quantize` keeps every quantized tensor until the end: a 70B conversion needs 37 GB of RAM"),
 
