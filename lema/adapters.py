@@ -17,7 +17,7 @@ from .gbi import GlobalBinaryIndex
 from .hub import resolve_model_dir
 from .quant import dequantize, quant_parts, require_bitsandbytes
 from .memory import ActivationOffloader, LayerStreamer, bind_parameters, held_bytes
-from .lora import apply_lora, matches_target
+from .lora import LoraParam, apply_lora, apply_lora_params, matches_target
 from .loss import chunked_causal_lm_loss
 
 # %% auto #0
@@ -61,8 +61,9 @@ def get_adapter(hf_config, model: nn.Module|None=None) -> ModelAdapter:
                    key=lambda s: s.count("."))
     if not n or not lists: raise UnsupportedModelError(f"{mt}: {type(model).__name__} has no list of its {n} decoder layers")
     layer0 = model.get_submodule(lists[0])[0]
-    if any(p.ndim > 2 for p in layer0.parameters()):
-        raise UnsupportedModelError(f"{mt}: its layers hold stacked (mixture-of-experts) parameters, which LEMA does not stream yet")
+    if getattr(text, "output_router_logits", False):  # the router's auxiliary loss needs the router logits' graph across layers
+        raise UnsupportedModelError(f"{mt}: output_router_logits=True (the router's auxiliary loss) is not supported: LEMA trains "
+                                    "LoRA with the router frozen and no auxiliary loss; set output_router_logits=False in the config")
     from peft.utils.constants import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING as PEFT_TARGETS
     linears = sorted({k.rpartition(".")[2] for k, m in layer0.named_modules() if isinstance(m, nn.Linear) or type(m).__name__ == "Conv1D"})
     plain = model.get_output_embeddings() is not None and not any(getattr(text, k, None) for k in _SCALED_HEADS)
@@ -311,7 +312,8 @@ class StreamedCausalLM(nn.Module):
         if config.embedding_on_host: self._embedding_to_host(hf)  # before `_materialize`: the device copy is never made
         _materialize(hf, self.gbi, self.adapter.layers, self.device, self.dtype, self.hf_config)
         layers = hf.get_submodule(self.adapter.layers)
-        self.layer_names = [[n for n in self.gbi.keys() if n.startswith(self.adapter.layer_prefix(i))] for i in range(len(layers))]
+        keys = self.gbi.module_keys()  # as the modules name them: transformers' renames and fused experts applied (notebook 01c)
+        self.layer_names = [[n for n in keys if n.startswith(self.adapter.layer_prefix(i))] for i in range(len(layers))]
         self.streamer = LayerStreamer(self.gbi, self.layer_names, device=self.device, dtype=self.dtype,
                                       n_slots=config.vram_buffer_size, strategy=config.strategy, n_fixed=self._layers_in_budget())
         self.layers = list(layers)  # the meta modules, LoRA wrappers applied to them
@@ -361,6 +363,15 @@ def initialize_lora(self: StreamedCausalLM, seed: int|None=None, use_rslora: boo
         for n, m in apply_lora(layer, targets, c.lora_rank, c.lora_alpha, device=self.device, use_rslora=use_rslora,
                                      dropout=c.lora_dropout).items():
             self.loras[f"{self.adapter.layer_prefix(i)}{n}"] = m.train(self.training)
+        if c.lora_target_parameters:  # expert stacks (PEFT's target_parameters): after the modules, as PEFT injects them
+            for n, m in apply_lora_params(layer, c.lora_target_parameters, c.lora_rank, c.lora_alpha, self.device, use_rslora).items():
+                self.loras[f"{self.adapter.layer_prefix(i)}{n}"] = m.train(self.training)
+    if bad := [t for t in c.lora_target_parameters or () if not any(isinstance(m, LoraParam) and matches_target(m.target, [t]) for m in self.loras.values())]:
+        self.loras = {}
+        stacks = sorted({f"{n}.{p}" for l in self.layers for n, m in l.named_modules() if not isinstance(m, LoraParam)
+                         for p, t in m._parameters.items() if t is not None and t.ndim == 3})
+        raise ConfigurationError(f"`lora_target_parameters` {bad} match no expert stack in a {self.hf_config.model_type} decoder "
+                                 f"layer (its stacked parameters: {stacks or 'none'})")
     hit = {t for t in targets if any(matches_target(n, [t]) for n in self.loras)}
     if missing := [t for t in targets if t not in hit]:
         linears = sorted({n.rpartition(".")[2] for n, m in self.layers[0].named_modules() if isinstance(m, nn.Linear) or type(m).__name__ in ("Conv1D", "LoraLinear")})

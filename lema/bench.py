@@ -11,8 +11,9 @@ from pathlib import Path
 import torch
 
 # %% auto #0
-__all__ = ['SHAPES', 'TARGETS', 'PHASES', 'DEFAULTS', 'shape_config', 'cache_dir', 'build_model', 'run_config', 'step_work',
-           'measure_floor', 'floor_seconds', 'machine', 'compare', 'compare_generate', 'plot_speed', 'plot_memory']
+__all__ = ['SHAPES', 'TARGETS', 'EXPERT_PARAMS', 'PHASES', 'DEFAULTS', 'shape_config', 'cache_dir', 'build_model', 'run_config',
+           'step_work', 'measure_floor', 'floor_seconds', 'machine', 'compare', 'compare_generate', 'plot_speed',
+           'plot_memory']
 
 # %% ../nbs/08_bench.ipynb #4ccaee7f
 _LLAMA = dict(model_type="llama", rms_norm_eps=1e-5, hidden_act="silu", bos_token_id=1, eos_token_id=2)
@@ -32,7 +33,23 @@ SHAPES["smollm2-135m-untied"] = {**SHAPES["smollm2-135m"], "tie_word_embeddings"
 SHAPES["llama-3.1-70b"] = {**SHAPES["llama-3.1-8b"], "hidden_size": 8192, "intermediate_size": 28672, "num_hidden_layers": 80,
                            "num_attention_heads": 64}                          # in NF4 (-nf4): 37 GB of layers through two slots
 SHAPES["llama-3.2-1b-4l"] = {**SHAPES["llama-3.2-1b"], "num_hidden_layers": 4}          # Llama-3's head and embedding, 4 layers: CPU-sized
-TARGETS = {"llama": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"], "gpt2": ["c_attn", "c_proj", "c_fc"]}
+# mixture of experts, saved as the hub's checkpoints are (one tensor per expert and projection, notebook 01c)
+SHAPES["mixtral-8x7b"] = dict(model_type="mixtral", vocab_size=32000, hidden_size=4096, intermediate_size=14336, num_hidden_layers=32,
+                              num_attention_heads=32, num_key_value_heads=8, num_local_experts=8, num_experts_per_tok=2,
+                              max_position_embeddings=32768, rope_theta=1e6, rms_norm_eps=1e-5, bos_token_id=1, eos_token_id=2)
+SHAPES["qwen3-30b-a3b"] = dict(model_type="qwen3_moe", vocab_size=151936, hidden_size=2048, intermediate_size=6144,
+                               moe_intermediate_size=768, num_hidden_layers=48, num_attention_heads=32, num_key_value_heads=4,
+                               head_dim=128, num_experts=128, num_experts_per_tok=8, norm_topk_prob=True, max_position_embeddings=40960,
+                               rope_theta=1e6, rms_norm_eps=1e-6, tie_word_embeddings=False)
+SHAPES["tiny-moe"] = {**SHAPES["mixtral-8x7b"], **{k: SHAPES["tiny"][k] for k in ("vocab_size", "hidden_size", "intermediate_size",
+                      "num_attention_heads", "num_key_value_heads", "max_position_embeddings")}, "num_hidden_layers": 2, "num_local_experts": 4}
+SHAPES["mixtral-8x7b-1l"] = {**SHAPES["mixtral-8x7b"], "num_hidden_layers": 1}    # CPU-sized: one layer is 1.4B parameters
+SHAPES["qwen3-30b-a3b-2l"] = {**SHAPES["qwen3-30b-a3b"], "num_hidden_layers": 2}  # its 152k head and embedding, 2 layers of 128 experts
+SHAPES["mixtral-8x7b-8l"] = {**SHAPES["mixtral-8x7b"], "num_hidden_layers": 8}    # GPU cells: 23 GB in bfloat16 (the GPU box has a
+SHAPES["qwen3-30b-a3b-16l"] = {**SHAPES["qwen3-30b-a3b"], "num_hidden_layers": 16} # 64 GB disk; the full shapes are 93 and 61 GB)
+TARGETS = {"llama": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"], "gpt2": ["c_attn", "c_proj", "c_fc"],
+           "moe": ["q_proj", "k_proj", "v_proj", "o_proj"]}  # + both expert stacks (PEFT's target_parameters): EXPERT_PARAMS
+EXPERT_PARAMS = ["mlp.experts.gate_up_proj", "mlp.experts.down_proj"]
 
 def _base(shape: str) -> str: return shape.removesuffix("-nf4")  # any shape + "-nf4": its linears in bitsandbytes NF4
 
@@ -40,6 +57,14 @@ def shape_config(shape: str):
     "The transformers config of benchmark shape `shape` (an `-nf4` shape: its full-precision config)."
     from transformers import AutoConfig
     kw = dict(SHAPES[_base(shape)]); return AutoConfig.for_model(kw.pop("model_type"), **kw)
+
+def _checkpoint_shapes(cfg, shapes: dict) -> dict:
+    "The tensors as the hub's checkpoints store them: transformers' load-time conversions (MoE experts stacked) reverted."
+    from transformers.core_model_loading import revert_weight_conversion
+    from lema.gbi import _meta_causal_lm, _natural_key
+    m = _meta_causal_lm(cfg)
+    stored = {n: tuple(t.shape) for n, t in revert_weight_conversion(m, m.state_dict()).items()}
+    return shapes if stored.keys() == shapes.keys() else dict(sorted(stored.items(), key=lambda kv: _natural_key(kv[0])))
 
 def cache_dir() -> Path: return Path(os.environ.get("LEMA_BENCH_CACHE", Path.home()/".cache"/"lema"/"bench"))
 
@@ -51,6 +76,7 @@ def build_model(shape: str, dtype="float32", root=None, seed=0) -> Path:
     if (out/"model.safetensors").is_file(): return out
     cfg, dt, nf4 = shape_config(shape), getattr(torch, dtype), shape != _base(shape)
     shapes, tied = expected_tensors(cfg)
+    shapes = _checkpoint_shapes(cfg, shapes)
     g = torch.Generator().manual_seed(seed)
     def make(name, shape):
         def get():
@@ -90,25 +116,26 @@ class _RssSampler(threading.Thread):
             self.peak_anon, self.peak_file = max(self.peak_anon, kb["RssAnon"]), max(self.peak_file, kb["RssFile"] + kb.get("RssShmem", 0))
             time.sleep(self.every)
 
-def _peft_trainee(path, cfg, targets):
+def _peft_trainee(path, cfg, targets, params=None):
     from transformers import AutoModelForCausalLM
     from peft import LoraConfig, get_peft_model
     model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, cfg["dtype"]), attn_implementation="sdpa").to(cfg["device"])
     if cfg["gradient_checkpointing"]:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.enable_input_require_grads()
-    model = get_peft_model(model, LoraConfig(r=cfg["rank"], lora_alpha=2 * cfg["rank"], target_modules=targets, lora_dropout=0.0, task_type="CAUSAL_LM"))
+    model = get_peft_model(model, LoraConfig(r=cfg["rank"], lora_alpha=2 * cfg["rank"], target_modules=targets, lora_dropout=0.0,
+                                             target_parameters=params, task_type="CAUSAL_LM"))
     model.train()
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
     def step(x):
         out = model(input_ids=x, labels=x); out.loss.backward(); opt.step(); opt.zero_grad(set_to_none=True); return out.loss
     return step
 
-def _lema_trainee(path, cfg, targets):
+def _lema_trainee(path, cfg, targets, params=None):
     from lema.config import LemaConfig
     from lema.model import LemaModel
     lc = LemaConfig(model_name_or_path=str(path), device=cfg["device"], dtype=cfg["dtype"], strategy=cfg["strategy"],
-                    lora_rank=cfg["rank"], lora_alpha=2 * cfg["rank"], lora_target_modules=targets, save_steps=0,
+                    lora_rank=cfg["rank"], lora_alpha=2 * cfg["rank"], lora_target_modules=targets, save_steps=0, lora_target_parameters=params,
                     gradient_checkpointing=cfg["gradient_checkpointing"], device_budget_gb=cfg["budget_gb"],
                     learning_rate=1e-4, optimizer_offload=cfg["optimizer_offload"], loss_chunk_size=cfg["loss_chunk_size"])
     model = LemaModel(lc).initialize_lora(seed=0)
@@ -145,12 +172,14 @@ def _measure(cfg: dict) -> dict:
     sampler = _RssSampler(); sampler.start()
     path = Path(cfg["model"]) if cfg.get("model") else build_model(cfg["shape"], cfg["dtype"])  # a given model dir, or a built shape
     from transformers import AutoConfig
+    from lema.gbi import expected_tensors
     hf = AutoConfig.from_pretrained(path)
-    targets = TARGETS["gpt2" if hf.model_type == "gpt2" else "llama"]
+    moe = any(len(s) == 3 for s in expected_tensors(hf)[0].values())  # stacked experts: LoRA on attention and on both stacks
+    targets, params = TARGETS["gpt2" if hf.model_type == "gpt2" else "moe" if moe else "llama"], EXPERT_PARAMS if moe else None
     sync = (lambda: torch.cuda.synchronize(dev)) if cuda else (lambda: None)
     try:
         if cfg["trainer"] == "generate": return {**_measure_generate(path, cfg, dev, sync), **res}
-        step = (_peft_trainee if cfg["trainer"] == "peft" else _lema_trainee)(path, cfg, targets)
+        step = (_peft_trainee if cfg["trainer"] == "peft" else _lema_trainee)(path, cfg, targets, params)
         vocab = hf.vocab_size
         x = torch.randint(0, vocab, (cfg["batch"], cfg["seq"]), generator=torch.Generator().manual_seed(0)).to(dev)
         for _ in range(cfg["warmup"]): step(x)
@@ -225,6 +254,8 @@ def step_work(shape: str, seq: int, batch: int=1, dtype="float32", recompute=Tru
     L = getattr(c, "num_hidden_layers", None) or c.n_layer
     H = getattr(c, "hidden_size", None) or c.n_embd
     layer_mm = sum(s[0] * s[1] for n, s in shapes.items() if len(s) == 2 and (".layers." in n or ".h." in n))
+    k = getattr(c, "num_experts_per_tok", 0)  # mixture of experts: each token goes through k experts of each stack [E, a, b]
+    layer_mm += k * sum(s[1] * s[2] for n, s in shapes.items() if len(s) == 3 and ".layers." in n)
     size = getattr(torch, dtype).itemsize
     nf4 = lambda n: (n + 1) // 2 + -(-n // 64) + 4 * -(-n // 64 // 256) + 1024 + 64 + 200  # packed, 8-bit absmax, nested, maps, JSON
     nbytes = lambda s: nf4(s.numel()) if shape != _base(shape) and len(s) == 2 else s.numel() * size
@@ -234,7 +265,8 @@ def step_work(shape: str, seq: int, batch: int=1, dtype="float32", recompute=Tru
     fwd_layers = 2 * T * layer_mm + attn
     flops = fwd_layers * (3 if recompute else 2) + 2 * head
     loads = max(2 * L - n_slots, L)
-    mm = sorted({(T, s[1], s[0]) for n, s in shapes.items() if len(s) == 2 and (".layers." in n or ".h." in n)})
+    mm = sorted({(T, s[1], s[0]) for n, s in shapes.items() if len(s) == 2 and (".layers." in n or ".h." in n)} |
+                {(max(1, T * k // s[0]), s[2], s[1]) for n, s in shapes.items() if len(s) == 3 and ".layers." in n})  # an expert's share
     return dict(flops=flops, streamed_bytes=layer_bytes * loads, layer_bytes=layer_bytes, layers=L,
                 matmul_shapes=mm)  # (tokens, in, out) of the layers' linears: where the floor's FLOP/s are measured
 

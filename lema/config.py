@@ -76,6 +76,8 @@ class LemaConfig:
     lora_alpha: float = 32               # LoRA alpha; scaling = alpha / r
     lora_dropout: float = 0.0            # dropout on the LoRA update's input in training (PEFT's; recipes use 0.05-0.1)
     lora_target_modules: list[str]|None = None  # module names inside a decoder layer; None: the architecture's default
+    lora_target_parameters: list[str]|None = None  # stacked expert parameters to adapt too (PEFT's target_parameters), e.g.
+                                         # ["mlp.experts.gate_up_proj", "mlp.experts.down_proj"]; None: none
     learning_rate: float = 1e-4          # optimizer learning rate (used by `fit` and the CLI)
     optimizer_offload: bool = False      # keep AdamW's state on the host (`HostOffloadAdamW`), not on the device
     batch_size: int = 1                  # micro-batch size (used by `fit` and the CLI)
@@ -115,7 +117,8 @@ class LemaConfig:
     def __post_init__(self):
         if isinstance(self.strategy, str) and self.strategy in {s.value for s in MemoryStrategy}:
             self.strategy = MemoryStrategy(self.strategy)
-        if isinstance(self.lora_target_modules, (tuple, set)): self.lora_target_modules = list(self.lora_target_modules)
+        for k in ("lora_target_modules", "lora_target_parameters"):
+            if isinstance(getattr(self, k), (tuple, set)): setattr(self, k, list(getattr(self, k)))
         if self.ram_buffer_size is not None:
             import warnings
             warnings.warn("`ram_buffer_size` is deprecated and ignored: the host staging ring has one pinned buffer per device slot "
@@ -158,6 +161,12 @@ def _problems(c: LemaConfig) -> list[str]:
     if c.lora_target_modules is not None and (not isinstance(c.lora_target_modules, list) or not c.lora_target_modules
                                               or not all(isinstance(t, str) and t for t in c.lora_target_modules)):
         p.append(f"`lora_target_modules` should be a non-empty list of module names or None, got {c.lora_target_modules!r}")
+    if c.lora_target_parameters is not None and (not isinstance(c.lora_target_parameters, list) or not c.lora_target_parameters
+                                                 or not all(isinstance(t, str) and t for t in c.lora_target_parameters)):
+        p.append(f"`lora_target_parameters` should be a non-empty list of parameter names or None, got {c.lora_target_parameters!r}")
+    elif c.lora_target_parameters and c.lora_dropout:
+        p.append(f"`lora_dropout` is {c.lora_dropout!r} but `lora_target_parameters` is set: LoRA on a parameter has no dropout "
+                 "(as in PEFT, the update is folded into the weight); set lora_dropout=0")
     for n in ("model_name_or_path", "revision", "model_type", "gbi_path", "data_path"):
         v = getattr(c, n)
         if v is not None and not isinstance(v, (str, os.PathLike)): p.append(f"`{n}` should be a string or None, got {v!r}")

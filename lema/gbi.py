@@ -13,6 +13,7 @@ import torch
 from safetensors import safe_open
 from tqdm.auto import tqdm
 from .config import ConfigurationError, GBIError
+from .moe import FusedTensor, checkpoint_conversions
 from .quant import QUANT_TYPES, bnb_quantization_config, find_quantized, quant_parts, quantizable, quantization_of, quantized_items
 
 # %% auto #0
@@ -125,7 +126,9 @@ class GlobalBinaryIndex:
                 if name in self.tensors: raise GBIError(f"{f}: tensor {name!r} is also in {self.tensors[name].file}")
                 self.tensors[name] = info
         self._maps = {}  # file -> (mmap, uint8 tensor), opened lazily
-        self.aliases: dict[str, str] = {}  # tied name -> stored name
+        self.aliases: dict[str, str] = {}  # tied or renamed (transformers' conversion) name -> stored name
+        self.renamed: dict[str, str] = {}  # the module's name -> the checkpoint's, where transformers renames at load time
+        self.fused: dict[str, FusedTensor] = {}  # expert stacks transformers assembles from per-expert tensors (notebook 01c)
         self.quant = find_quantized(self)  # bitsandbytes 4-bit weights: packed weight name -> QuantSpec (notebook 01a)
         if config is None and (self.root/"config.json").is_file():
             from transformers import AutoConfig
@@ -136,7 +139,7 @@ class GlobalBinaryIndex:
 
     def __repr__(self): return f"GlobalBinaryIndex({self.path}: {len(self.tensors)} tensors in {len(self.files)} file(s), {self.num_layers} layers)"
     def __len__(self): return len(self.tensors)
-    def __contains__(self, name): return name in self.tensors or name in self.aliases
+    def __contains__(self, name): return name in self.tensors or name in self.aliases or name in self.fused
     def keys(self): return list(self.tensors)
 
 # %% ../nbs/01_gbi.ipynb #4f17b07c
@@ -161,7 +164,10 @@ def read_range(self: GlobalBinaryIndex, r: ByteRange|TensorInfo) -> torch.Tensor
 
 @patch
 def get_tensor(self: GlobalBinaryIndex, name: str) -> torch.Tensor:
-    "Tensor `name` as a CPU view of the file mapping (no copy; writes never reach the file)."
+    "Tensor `name` as a CPU view of the file mapping (no copy; writes never reach the file); a fused expert stack is assembled (a copy)."
+    if name in self.fused:
+        f = self.fused[name]
+        return torch.cat([self.get_tensor(p).reshape(-1) for p in f.parts]).view(f.shape)
     info = self.locate(name)
     return _view(self.read_range(info), info.dtype, info.shape)
 
@@ -186,6 +192,12 @@ def _find_layers(self: GlobalBinaryIndex):
         if m := _LAYER_RE.match(n): counts.setdefault(m[1], set()).add(int(m[2]))
     self.layer_prefix = max(counts, key=lambda p: len(counts[p])) if counts else None
     self.num_layers = max(counts[self.layer_prefix]) + 1 if counts else 0
+
+@patch
+def module_keys(self: GlobalBinaryIndex) -> list[str]:
+    "The tensors as the model's modules name them: the checkpoint's, with transformers' renames and fused expert stacks in place of their parts."
+    used = set(self.renamed.values()) | {p for f in self.fused.values() for p in f.parts}
+    return [n for n in self.tensors if n not in used] + list(self.renamed) + list(self.fused)
 
 @patch
 def layer_names(self: GlobalBinaryIndex, i: int) -> list[str]:
@@ -218,10 +230,13 @@ def layer_range(self: GlobalBinaryIndex, i: int) -> ByteRange:
     return rs[0]
 
 # %% ../nbs/01_gbi.ipynb #b94c2320
-def expected_tensors(config) -> tuple[dict[str, tuple], dict[str, str]]:
-    "`({name: shape}, {tied name: source name})` for the causal-LM model `config` describes."
+def _meta_causal_lm(config) -> torch.nn.Module:
     from transformers import AutoModelForCausalLM
-    with torch.device("meta"): model = AutoModelForCausalLM.from_config(config)
+    with torch.device("meta"): return AutoModelForCausalLM.from_config(config)
+
+def expected_tensors(config, model=None) -> tuple[dict[str, tuple], dict[str, str]]:
+    "`({name: shape}, {tied name: source name})` for the causal-LM model `config` describes (`model`: built from it, on meta)."
+    model = _meta_causal_lm(config) if model is None else model
     shapes = {n: tuple(t.shape) for n, t in model.state_dict().items()}
     seen, tied = {}, {}
     for n, p in model.named_parameters(remove_duplicate=False):
@@ -233,12 +248,21 @@ def expected_tensors(config) -> tuple[dict[str, tuple], dict[str, str]]:
 def _check_against(self: GlobalBinaryIndex, config):
     "Resolve tied names and check every expected tensor's presence and shape; one `GBIError` lists all problems."
     qc = quantization_of(config)  # a quantization LEMA cannot stream is named here
-    shapes, tied = expected_tensors(config)
+    model = _meta_causal_lm(config)
+    shapes, tied = expected_tensors(config, model)
+    parts = quant_parts(self.quant)  # transformers' renames and expert merges (notebook 01c), on the unquantized tensors
+    self.renamed, self.fused = checkpoint_conversions(model, {n: (t.dtype, t.shape) for n, t in self.tensors.items()
+                                                              if n not in parts and n not in self.quant})
+    self.aliases.update(self.renamed)
     problems = []
     for tgt, src in tied.items():
-        if tgt not in self.tensors and src in self.tensors: self.aliases[tgt] = src
+        if tgt not in self.tensors and src in self: self.aliases[tgt] = src
     for n, shape in shapes.items():
         if n not in self: problems.append(f"missing tensor {n!r} (expected shape {list(shape)})")
+        elif n in self.fused:
+            if self.fused[n].shape != shape:
+                problems.append(f"tensor {n!r}: expected shape {list(shape)} from the config, its {len(self.fused[n].parts)} "
+                                f"checkpoint tensors ({self.fused[n].parts[0]!r}, ...) make {list(self.fused[n].shape)}")
         elif n in self.quant:
             if self.quant[n].shape != shape:
                 problems.append(f"tensor {n!r}: expected shape {list(shape)} from the config, its quant state says {list(self.quant[n].shape)}")
@@ -248,7 +272,8 @@ def _check_against(self: GlobalBinaryIndex, config):
         elif tuple(self.locate(n).shape) != shape:
             problems.append(f"tensor {n!r}: expected shape {list(shape)} from the config, found {list(self.locate(n).shape)}")
     if problems: raise GBIError(f"{self.path} does not fit its {type(config).__name__}:\n  - " + "\n  - ".join(problems))
-    self.unexpected = sorted(set(self.tensors) - set(shapes) - set(tied) - quant_parts(self.quant))
+    used = set(self.renamed.values()) | {p for f in self.fused.values() for p in f.parts}
+    self.unexpected = sorted(set(self.tensors) - set(shapes) - set(tied) - quant_parts(self.quant) - used)
 
 # %% ../nbs/01_gbi.ipynb #fd731b92
 def tiny_config(model_type="llama", **kw):

@@ -16,8 +16,8 @@ from .config import AdapterError, ConfigurationError
 
 # %% auto #0
 __all__ = ['ADAPTER_CONFIG', 'ADAPTER_WEIGHTS', 'PEFT_PREFIX', 'lora_scaling', 'LoraLinear', 'matches_target', 'apply_lora',
-           'recover_directory', 'atomic_directory', 'write_adapter', 'save_adapter', 'read_adapter_config',
-           'load_adapter_weights']
+           'LoraParam', 'apply_lora_params', 'recover_directory', 'atomic_directory', 'write_adapter', 'save_adapter',
+           'read_adapter_config', 'load_adapter_weights']
 
 # %% ../nbs/03_lora.ipynb #06801c5c
 def _features(base: nn.Module) -> tuple[int, int]:
@@ -79,6 +79,63 @@ def apply_lora(module: nn.Module, targets, r: int, alpha: float, device=None, us
             setattr(module.get_submodule(parent) if parent else module, leaf, found[name])
     return found
 
+# %% ../nbs/03_lora.ipynb #03e00002
+def _innermost(m: nn.Module) -> nn.Module:
+    while hasattr(m, "base_layer"): m = m.base_layer
+    return m
+
+class LoraParam(nn.Module):
+    "PEFT's LoRA on a stacked expert parameter (`target_parameters`, PEFT's `ParamWrapper`): `W[e] + scaling·B_e @ A_e`."
+    def __init__(self, base_layer: nn.Module, parameter_name: str, target: str, r: int, alpha: float, device=None, use_rslora=False):
+        super().__init__()
+        if not isinstance(r, int) or r <= 0: raise ConfigurationError(f"`r` should be a positive integer, got {r}")
+        module = _innermost(base_layer)
+        shape = tuple(getattr(module, parameter_name).shape)
+        if len(shape) != 3 or shape[0] < 2:
+            raise ConfigurationError(f"`lora_target_parameters` {target!r}: LoRA on a parameter needs a stack of experts "
+                                     f"[experts, ., .]; {type(module).__name__}.{parameter_name} is {list(shape)}")
+        self.base_layer, self.parameter_name, self.target, self.r, self.alpha = base_layer, parameter_name, target, r, alpha
+        self.num_experts, d1, d2 = shape
+        self.transposed = bool(getattr(module, "is_transposed", False))  # [experts, in, out] rather than [experts, out, in]
+        self.in_features, self.out_features = (d1, d2) if self.transposed else (d2, d1)
+        self.lora_A = nn.Linear(self.in_features, r * self.num_experts, bias=False, device=device, dtype=torch.float32)
+        self.lora_B = nn.Linear(r * self.num_experts, self.out_features, bias=False, device=device, dtype=torch.float32)
+        self.scaling, self.lora_dropout = lora_scaling(r, alpha, use_rslora), nn.Identity()  # PEFT refuses dropout here
+        nn.init.kaiming_uniform_(self.lora_A.weight, a=math.sqrt(5)); nn.init.zeros_(self.lora_B.weight)  # PEFT's init
+
+    def factors(self) -> tuple[torch.Tensor, torch.Tensor]:
+        "`(lhs, rhs)` with the update `scaling · lhs @ rhs` in the parameter's layout (PEFT's `get_delta_factors`)."
+        a = self.lora_A.weight.reshape(self.num_experts, -1, self.in_features)                        # (experts, r, in)
+        b = self.lora_B.weight.reshape(self.out_features, -1, self.num_experts).permute(2, 0, 1)      # (experts, out, r)
+        return (a.transpose(-2, -1), b.transpose(-2, -1)) if self.transposed else (b, a)
+
+    def delta_weight(self) -> torch.Tensor:
+        "The update to the stacked parameter, `[experts, ., .]` as the parameter."
+        lhs, rhs = self.factors()
+        return (lhs @ rhs) * self.scaling
+
+    def forward(self, *args, **kwargs):
+        module = _innermost(self.base_layer)
+        w = module._parameters[self.parameter_name]
+        lhs, rhs = self.factors()
+        with torch.autocast(w.device.type, enabled=False):  # PEFT folds in the weight's dtype: one baddbmm, no delta tensor
+            module._parameters[self.parameter_name] = torch.baddbmm(w, lhs.to(w.dtype), rhs.to(w.dtype), alpha=self.scaling)
+        try: return self.base_layer(*args, **kwargs)
+        finally: module._parameters[self.parameter_name] = w
+
+    def extra_repr(self): return f"{self.parameter_name}, experts={self.num_experts}, r={self.r}, alpha={self.alpha}, scaling={self.scaling:g}"
+
+def apply_lora_params(module: nn.Module, targets, r: int, alpha: float, device=None, use_rslora=False) -> dict[str, LoraParam]:
+    "Wrap the modules holding target parameters (`'mlp.experts.gate_up_proj'`) in `LoraParam`s, nested as PEFT nests them; `{name: wrapper}`."
+    for name, m in list(module.named_modules()):
+        if isinstance(m, LoraParam) or not name: continue
+        for pname in list(m._parameters):
+            if matches_target(f"{name}.{pname}", targets):
+                parent, _, leaf = name.rpartition(".")
+                owner = module.get_submodule(parent) if parent else module
+                setattr(owner, leaf, LoraParam(getattr(owner, leaf), pname, f"{name}.{pname}", r, alpha, device, use_rslora))
+    return {n: m for n, m in module.named_modules() if isinstance(m, LoraParam)}  # the outer wrapper at `name`, inner ones at `.base_layer`
+
 # %% ../nbs/03_lora.ipynb #a70d1c02
 def _old(path: Path) -> Path: return path.with_name(f".{path.name}.old")
 
@@ -125,10 +182,12 @@ def write_adapter(directory, loras: dict[str, LoraLinear], base_model_name_or_pa
     "Write `loras` as PEFT's two adapter files into the existing `directory` (no atomicity: see `save_adapter`)."
     from peft import LoraConfig
     first = next(iter(loras.values()))
-    targets = sorted(targets or {n.rpartition(".")[2] for n in loras})
+    params = sorted({m.target for m in loras.values() if isinstance(m, LoraParam)})  # PEFT's target_parameters
+    loras_lin = {n: m for n, m in loras.items() if not isinstance(m, LoraParam)}
+    targets = sorted(targets or {n.rpartition(".")[2] for n in loras_lin}) if loras_lin or targets else None
     p = first.lora_dropout.p if isinstance(first.lora_dropout, nn.Dropout) else 0.0
     cfg = LoraConfig(r=first.r, lora_alpha=first.alpha, target_modules=targets, lora_dropout=p, bias="none",
-                     task_type="CAUSAL_LM", fan_in_fan_out=fan_in_fan_out,
+                     task_type="CAUSAL_LM", fan_in_fan_out=fan_in_fan_out, target_parameters=params or None,
                      use_rslora=not math.isclose(first.scaling, first.alpha / first.r),
                      base_model_name_or_path=None if base_model_name_or_path is None else str(base_model_name_or_path))
     tensors = {}
@@ -156,7 +215,10 @@ def read_adapter_config(path) -> dict:
     problems = []
     if cfg.get("peft_type") != "LORA": problems.append(f"peft_type is {cfg.get('peft_type')!r}, expected 'LORA'")
     if not isinstance(cfg.get("r"), int) or cfg["r"] <= 0: problems.append(f"r should be a positive integer, got {cfg.get('r')!r}")
-    if not isinstance(cfg.get("target_modules"), list): problems.append(f"target_modules should be a list of names, got {cfg.get('target_modules')!r}")
+    tm, tp = cfg.get("target_modules"), cfg.get("target_parameters")
+    if not (isinstance(tm, list) or tm is None and isinstance(tp, list) and tp):
+        problems.append(f"target_modules should be a list of names, got {tm!r}")
+    if tp is not None and not isinstance(tp, list): problems.append(f"target_parameters should be a list of names, got {tp!r}")
     for k, bad in (("use_dora", True), ("bias", "lora_only"), ("bias", "all")):
         if cfg.get(k) == bad: problems.append(f"{k}={bad!r} is not supported by LEMA")
     for k in ("rank_pattern", "alpha_pattern", "modules_to_save", "layers_to_transform"):

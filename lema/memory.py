@@ -29,11 +29,19 @@ class LayerLayout:
     nbytes: int
 
 def layer_layout(gbi: GlobalBinaryIndex, names: list[str]) -> LayerLayout:
-    "The layout of tensors `names` of `gbi` when their ranges are packed into one buffer."
-    ranges, starts, off = gbi.ranges(names), [], 0
+    "The layout of tensors `names` of `gbi` when their ranges are packed into one buffer; a fused expert stack's parts go back to back."
+    plain = [n for n in names if n not in gbi.fused]
+    ranges, starts, off = gbi.ranges(plain), [], 0
     for r in ranges: starts.append(off); off += r.nbytes
     tensors = {}
-    for n in names:
+    for n in (n for n in names if n in gbi.fused):  # transformers' expert stack (notebook 01c): its bytes, in order, are its parts'
+        f = gbi.fused[n]
+        tensors[n] = (off, f.dtype, f.shape)
+        for t in map(gbi.locate, f.parts):
+            if ranges and ranges[-1].file == t.file and ranges[-1].end == t.start: ranges[-1] = ByteRange(t.file, ranges[-1].start, t.end)
+            else: ranges.append(ByteRange(t.file, t.start, t.end))
+            off += t.nbytes
+    for n in plain:
         t = gbi.locate(n)
         k = next(k for k, r in enumerate(ranges) if r.file == t.file and r.start <= t.start and t.end <= r.end)
         tensors[n] = (starts[k] + t.start - ranges[k].start, t.dtype, tuple(t.shape))
@@ -56,7 +64,7 @@ def held_bytes(gbi: GlobalBinaryIndex, names: list[str], dtype: torch.dtype|None
     parts = quant_parts(gbi.quant)
     n = 0
     for name in names:
-        t = gbi.locate(name)
+        t = gbi.fused.get(name) or gbi.locate(name)
         cast = dtype is not None and t.dtype.is_floating_point and name not in parts and name not in gbi.quant
         n += t.nbytes // t.dtype.itemsize * dtype.itemsize if cast else t.nbytes
     return n

@@ -158,6 +158,9 @@ def merge_adapter(adapter_dir,                    # a PEFT (or LEMA) LoRA adapte
     "Write base + scaling·B·A as a full safetensors model directory `out`, one tensor at a time; returns `out`."
     adapter_dir, out = Path(adapter_dir), Path(out)
     acfg, mods = read_adapter_config(adapter_dir), adapter_modules(adapter_dir)
+    if acfg.get("target_parameters"):
+        raise AdapterError(f"{adapter_dir}: the adapter adapts expert stacks (target_parameters {acfg['target_parameters']}); "
+                           "`lema merge` merges LoRA on linear layers only: merge it with PEFT's merge_and_unload")
     max_size = parse_size(max_shard_size)
     if not (base := base or acfg.get("base_model_name_or_path")):
         raise AdapterError(f"{adapter_dir}: the adapter names no base model (base_model_name_or_path): "

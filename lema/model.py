@@ -111,8 +111,8 @@ def from_pretrained(cls: LemaModel, adapter_dir, **overrides) -> LemaModel:
     "Load a LEMA- or PEFT-written adapter directory onto its base model; `overrides` set LemaConfig fields."
     p = Path(adapter_dir)
     acfg = read_adapter_config(p)
-    lora = dict(lora_rank=acfg["r"], lora_alpha=acfg["lora_alpha"], lora_target_modules=list(acfg["target_modules"]),
-                lora_dropout=float(acfg.get("lora_dropout") or 0.0))
+    lora = dict(lora_rank=acfg["r"], lora_alpha=acfg["lora_alpha"], lora_target_modules=acfg["target_modules"],
+                lora_target_parameters=acfg.get("target_parameters") or None, lora_dropout=float(acfg.get("lora_dropout") or 0.0))
     if (p/CONFIG_NAME).is_file(): cfg = LemaConfig.from_pretrained(p, **{**overrides, **lora})
     else:
         base = overrides.pop("model_name_or_path", None) or acfg.get("base_model_name_or_path")

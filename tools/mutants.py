@@ -266,4 +266,35 @@ MUTANTS = [
          new="    plain = model.get_output_embeddings() is not None",
          notebooks=["nbs/04_adapters.ipynb"],
          sees="Gemma 2 and Granite train on logits without their softcap/scale: losses differ from PEFT's"),
+
+    # -- mixture of experts (issue 15) --
+    dict(name="moe-expert-order", file="lema/moe.py",
+         old="    for key in sorted(tensors, key=dot_natural_key):  # transformers' order: expert 2 before expert 10",
+         new="    for key in sorted(tensors):  # transformers' order: expert 2 before expert 10",
+         notebooks=["nbs/01c_moe.ipynb"],
+         sees="a model with 10+ experts streams expert 10's weights as expert 2's: wrong logits, silently"),
+
+    dict(name="moe-gate-up-swapped", file="lema/moe.py",
+         old="        return [keys[p][e] for e in range(len(keys[pats[0]])) for p in pats]",
+         new="        return [keys[p][e] for e in range(len(keys[pats[0]])) for p in pats[::-1]]",
+         notebooks=["nbs/01c_moe.ipynb", "nbs/04_adapters.ipynb"],
+         sees="each expert's up projection is used as its gate and the gate as up: a different model than transformers'"),
+
+    dict(name="moe-stack-by-projection", file="lema/moe.py",
+         old="        return [keys[p][e] for e in range(len(keys[pats[0]])) for p in pats]",
+         new="        return [k for p in pats for k in keys[p]]",
+         notebooks=["nbs/01c_moe.ipynb", "nbs/04_adapters.ipynb"],
+         sees="gate_up_proj laid out all gates then all ups (not per expert): every expert computes with wrong weights"),
+
+    dict(name="lora-param-b-layout", file="lema/lora.py",
+         old="        b = self.lora_B.weight.reshape(self.out_features, -1, self.num_experts).permute(2, 0, 1)      # (experts, out, r)",
+         new="        b = self.lora_B.weight.reshape(self.out_features, self.num_experts, -1).permute(1, 0, 2)      # (experts, out, r)",
+         notebooks=["nbs/03_lora.ipynb", "nbs/04_adapters.ipynb"],
+         sees="expert LoRA weights pair with the wrong experts: adapters saved by LEMA mean something else in PEFT"),
+
+    dict(name="lora-param-nesting", file="lema/lora.py",
+         old="        for pname in list(m._parameters):",
+         new="        for pname in reversed(list(m._parameters)):",
+         notebooks=["nbs/03_lora.ipynb"],
+         sees="gate_up_proj's and down_proj's expert adapters swap names in the file: PEFT cannot load LEMA's adapter"),
 ]
