@@ -15,6 +15,7 @@ from fastcore.basics import patch
 from .config import ConfigurationError, InputError, LemaConfig, UnsupportedModelError
 from .gbi import GlobalBinaryIndex
 from .hub import resolve_model_dir
+from .distributed import broadcast_from_main, check_same_everywhere, rank_device, setup_distributed
 from .quant import dequantize, quant_parts, require_bitsandbytes
 from .memory import ActivationOffloader, LayerStreamer, bind_parameters, held_bytes
 from .lora import LoraParam, apply_lora, apply_lora_params, matches_target
@@ -305,7 +306,8 @@ class StreamedCausalLM(nn.Module):
             require_bitsandbytes()
             if self.adapter.fan_in_fan_out:
                 raise UnsupportedModelError(f"{self.hf_config.model_type}: 4-bit checkpoints of Conv1D models are not supported")
-        self.device = torch.device(config.device)
+        self.dist = setup_distributed(config.device)  # under torchrun: this rank's place (notebook 05a); None for one process
+        self.device = rank_device(config.device, self.dist)  # 'cuda' -> cuda:LOCAL_RANK
         self.dtype = compute_dtype(config.dtype, checkpoint_dtype(self.gbi, self.hf_config),
                                    torch.cuda.get_device_capability(self.device) if self.device.type == "cuda" else None)
         hf.eval().requires_grad_(False)
@@ -322,6 +324,9 @@ class StreamedCausalLM(nn.Module):
             layers[i] = StreamedLayer(layer, i, self.adapter.layer_prefix(i), self.streamer, keep_activations=not config.gradient_checkpointing,
                                       offloader=self.offloader)
         self.hf, self.loras = hf, {}
+        check_same_everywhere(self.dist, checkpoint={n: [str(t.dtype), t.shape, t.nbytes] for n, t in self.gbi.tensors.items()},
+                              lora=dict(r=config.lora_rank, alpha=config.lora_alpha, dropout=config.lora_dropout, targets=self.targets(),
+                                        parameters=config.lora_target_parameters, dtype=str(self.dtype)))
         self.eval()  # transformers' `from_pretrained` default; `train_step` switches to train mode (dropout)
 
     def __repr__(self): return f"StreamedCausalLM({self.hf_config.model_type}, {len(self.layers)} layers, {self.streamer})"
@@ -377,6 +382,7 @@ def initialize_lora(self: StreamedCausalLM, seed: int|None=None, use_rslora: boo
         linears = sorted({n.rpartition(".")[2] for n, m in self.layers[0].named_modules() if isinstance(m, nn.Linear) or type(m).__name__ in ("Conv1D", "LoraLinear")})
         self.loras = {}
         raise ConfigurationError(f"`lora_target_modules` {missing} match no linear layer in a {self.hf_config.model_type} decoder layer (its linears: {linears})")
+    broadcast_from_main(self.dist, self.get_trainable_parameters())  # under torchrun: every rank starts from rank 0's adapter
     return self._register_lora()
 
 @patch

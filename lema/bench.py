@@ -12,8 +12,8 @@ import torch
 
 # %% auto #0
 __all__ = ['SHAPES', 'TARGETS', 'EXPERT_PARAMS', 'PHASES', 'DEFAULTS', 'shape_config', 'cache_dir', 'build_model', 'run_config',
-           'step_work', 'measure_floor', 'floor_seconds', 'machine', 'compare', 'compare_generate', 'plot_speed',
-           'plot_memory']
+           'step_work', 'measure_floor', 'floor_seconds', 'machine', 'compare', 'compare_generate', 'compare_ranks',
+           'plot_speed', 'plot_memory']
 
 # %% ../nbs/08_bench.ipynb #4ccaee7f
 _LLAMA = dict(model_type="llama", rms_norm_eps=1e-5, hidden_act="silu", bos_token_id=1, eos_token_id=2)
@@ -402,6 +402,80 @@ def compare_generate(shape, seq=64, batches=(1, 8), new_tokens=32, device="cpu",
     df["tokens_per_s_vs_batch1"] = df.tokens_per_s / df.tokens_per_s.iloc[0]
     df.insert(0, "shape", shape); df.insert(1, "seq", seq); df.insert(2, "new_tokens", new_tokens)
     for k, v in machine().items(): df[k] = v
+    return df
+
+# %% ../nbs/08_bench.ipynb #16b00002
+def _rank_child():
+    "One torchrun rank of `compare_ranks`: times LEMA training steps of its own batch; rank 0 prints every rank's results."
+    cfg = json.loads(sys.argv[1])
+    if cfg["pin_cores"] and hasattr(os, "sched_setaffinity"):  # one core per rank, its prefetch thread included: a lone process
+        cores = sorted(os.sched_getaffinity(0))                 # would otherwise copy layers on the core its peer rank needs
+        local = int(os.environ.get("LOCAL_RANK", 0))
+        os.sched_setaffinity(0, set(cores[local * cfg["threads"] % len(cores):][:cfg["threads"]]))
+    torch.set_num_threads(cfg["threads"])
+    sampler = _RssSampler(); sampler.start()
+    from lema.config import LemaConfig
+    from lema.model import LemaModel
+    from lema.distributed import barrier
+    path = build_model(cfg["shape"], cfg["dtype"])
+    m = LemaModel(LemaConfig(model_name_or_path=str(path), device=cfg["device"], dtype=cfg["dtype"], lora_rank=cfg["rank"],
+                             lora_alpha=2 * cfg["rank"], lora_target_modules=TARGETS["llama"], save_steps=0)).initialize_lora(seed=0)
+    rank, world = (m.dist.rank, m.dist.world_size) if m.dist else (0, 1)
+    trainer = m.get_trainer()
+    x = torch.randint(0, m.hf_config.vocab_size, (cfg["batch"], cfg["seq"]), generator=torch.Generator().manual_seed(rank)).to(m.device)
+    sync = (lambda: torch.cuda.synchronize(m.device)) if m.device.type == "cuda" else (lambda: None)
+    for _ in range(cfg["warmup"]): trainer.train_step(x, return_logits=False)
+    times = []
+    for _ in range(cfg["steps"]):
+        sync(); barrier(m.dist); t = time.perf_counter(); trainer.train_step(x, return_logits=False); sync()
+        times.append(time.perf_counter() - t)
+    sampler.stop.set(); sampler.join()
+    mine = dict(rank=rank, sec_per_step=sorted(times)[len(times) // 2], peak_anon_gb=sampler.peak_anon / 2**30,
+                peak_file_gb=sampler.peak_file / 2**30)
+    if m.device.type == "cuda": mine["peak_device_gb"] = torch.cuda.max_memory_allocated(m.device) / 2**30
+    every = [mine]
+    if m.dist is not None:
+        import torch.distributed as dist
+        every = [None] * world; dist.all_gather_object(every, mine)
+    if rank == 0: print("LEMA_BENCH_RESULT " + json.dumps(every), flush=True)
+    m.close()
+
+def compare_ranks(shape="smollm2-135m", seq=256, ranks=(1, 2), rounds: int=3, threads: int=1, steps: int=3, warmup: int=1,
+                  dtype="float32", batch: int=1, rank: int=16, timeout: int=3600, device="cpu",
+                  pin_cores: bool=True,  # each rank (and the lone process) on its own `threads` cores: the same hardware per rank
+                 ) -> pd.DataFrame:
+    "Tokens/s of LEMA data-parallel training with 1 and 2 torchrun ranks (interleaved rounds), and each rank's memory."
+    import tempfile
+    build_model(shape, dtype)  # once, before the ranks start
+    cfg = dict(shape=shape, seq=seq, threads=threads, steps=steps, warmup=warmup, dtype=dtype, batch=batch, rank=rank, device=device, pin_cores=pin_cores)
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), "TOKENIZERS_PARALLELISM": "false"}
+    rows = []
+    with tempfile.TemporaryDirectory() as t:
+        script = Path(t)/"rank.py"; script.write_text("from lema.bench import _rank_child; _rank_child()\n")
+        for rnd in range(rounds):
+            for n in ranks:
+                r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={n}", str(script),
+                                    json.dumps(cfg)], capture_output=True, text=True, env=env, timeout=timeout)
+                line = next((l for l in r.stdout.splitlines() if l.startswith("LEMA_BENCH_RESULT ")), None)
+                if line is None: rows.append(dict(ranks=n, round=rnd, status="error", error=(r.stderr or r.stdout)[-300:])); continue
+                per = json.loads(line.split(" ", 1)[1])
+                slow = max(p["sec_per_step"] for p in per)  # a step ends when the slowest rank's gradients arrive
+                rows.append(dict(ranks=n, round=rnd, status="ok", sec_per_step=slow, tokens_per_s=n * batch * seq / slow,
+                                 peak_anon_gb_per_rank=max(p["peak_anon_gb"] for p in per),
+                                 peak_file_gb_per_rank=max(p["peak_file_gb"] for p in per)))
+    raw = pd.DataFrame(rows); ok = raw[raw.status == "ok"]
+    df = ok.groupby("ranks", as_index=False).agg(**{f"{m}{s}": (m, f) for m in ("tokens_per_s", "peak_anon_gb_per_rank")
+                                                    for s, f in (("", "median"), ("_min", "min"), ("_max", "max"))},
+                                                 sec_per_step=("sec_per_step", "median"), peak_file_gb_per_rank=("peak_file_gb_per_rank", "median"),
+                                                 rounds=("round", "count"))
+    one = df[df.ranks == 1].iloc[0]
+    df["speedup"] = df.tokens_per_s / one.tokens_per_s
+    df["speedup_min"], df["speedup_max"] = df.tokens_per_s_min / one.tokens_per_s_max, df.tokens_per_s_max / one.tokens_per_s_min
+    df["scaling_efficiency"] = df.speedup / df.ranks
+    df["anon_rss_vs_1_rank"] = df.peak_anon_gb_per_rank / one.peak_anon_gb_per_rank
+    df.insert(0, "shape", shape); df.insert(1, "seq", seq); df["threads_per_rank"], df["pinned"] = threads, pin_cores
+    for k, v in machine().items(): df[k] = v
+    df.attrs["rounds"] = raw.to_dict("records")
     return df
 
 # %% ../nbs/08_bench.ipynb #7884db3f

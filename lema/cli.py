@@ -26,24 +26,25 @@ def latest_checkpoint(output_dir) -> Path|None:
     return max(ck, key=lambda p: int(p.name.split("-")[-1])) if ck else None
 
 def run_training(config: LemaConfig, resume: bool=False, verbose: bool=True):
-    "Fine-tune as `config` says; returns `(model, trainer, history)`."
-    say = print if verbose else (lambda *a, **k: None)
+    "Fine-tune as `config` says; returns `(model, trainer, history)`. Under torchrun each rank trains its share; rank 0 reports and writes."
     data = load_data(config.data_path, config.text_field)  # texts, or conversations (records with `messages`)
     chat = bool(data) and not isinstance(data[0], str)
     tok = get_tokenizer(resolve_model_dir(config.model_name_or_path, config.revision), data)  # a hub id: its cached snapshot
     train_dl, eval_dl = make_dataloaders(config, tok, data)
     model = LemaModel(config).initialize_lora(seed=config.seed)
+    main = model.dist is None or model.dist.is_main
+    say = print if verbose and main else (lambda *a, **k: None)
     trainer = model.get_trainer()
     if resume:
         if (ck := latest_checkpoint(config.output_dir)) is None: raise CheckpointError(f"--resume: no checkpoint-N in {config.output_dir}")
         trainer.load_checkpoint(ck); say(f"resumed from {ck} (optimizer step {trainer.global_step})")
     say(f"LEMA: {config.model_name_or_path} ({model.hf_config.model_type}, {len(model.layers)} layers streamed from safetensors, "
-        f"{config.strategy.value}) on {config.device}; {len(train_dl.dataset)} train / {len(eval_dl.dataset) if eval_dl else 0} held-out "
+        f"{config.strategy.value}) on {config.device}{f' x {model.dist.world_size} ranks' if model.dist else ''}; {len(train_dl.dataset)} train / {len(eval_dl.dataset) if eval_dl else 0} held-out "
         + (f"conversations (loss on assistant tokens)" if chat else f"blocks of {config.max_seq_length} tokens"))
     hist = trainer.fit(train_dl, eval_dataloader=eval_dl, progress=verbose)
     out = Path(config.output_dir)
-    adapter = model.save_pretrained(out/"adapter"); tok.save_pretrained(adapter)
-    hist.to_csv(out/"history.csv", index=False); trainer.plot_history(out/"history.png")
+    adapter = model.save_pretrained(out/"adapter")
+    if main: tok.save_pretrained(adapter); hist.to_csv(out/"history.csv", index=False); trainer.plot_history(out/"history.png")
     cols = [c for c in ("step", "loss", "eval_loss", "eval_perplexity", "lr", "tokens_per_s", "peak_memory_gb") if c in hist]
     say(hist[cols].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     say(f"adapter (PEFT format) and tokenizer saved to {adapter}; history in {out/'history.csv'}")
@@ -165,3 +166,6 @@ def main(argv=None):
     except LemaError as e:
         print(f"lema {a.cmd}: error: {e}", file=sys.stderr); return 2
     return 0
+
+# %% ../nbs/07_cli.ipynb #16d00001
+if __name__ == "__main__": sys.exit(main())  # `python -m lema.cli ...`, as torchrun runs it: `torchrun --nproc_per_node 2 -m lema.cli train run.yaml`

@@ -94,6 +94,10 @@ class LemaModel(StreamedCausalLM):
         self.streamer.close()
         if self.offloader is not None: self.offloader.host.clear(); self.offloader.back.clear()
         self.gbi.close()
+        if self.dist is not None and self.dist.owned:  # the process group LEMA made for torchrun (a user's stays)
+            import torch.distributed as dist
+            if dist.is_initialized(): dist.destroy_process_group()
+            self.dist = None
 
     def __enter__(self): return self
     def __exit__(self, *exc): self.close()
@@ -101,8 +105,9 @@ class LemaModel(StreamedCausalLM):
 # %% ../nbs/06_model.ipynb #a3267977
 @patch
 def save_pretrained(self: LemaModel, save_directory, **kwargs) -> Path:  # (transformers' state_dict=, safe_serialization=, ...)
-    "Write the adapter in PEFT's format plus `lema_config.json` into `save_directory`."
+    "Write the adapter in PEFT's format plus `lema_config.json` into `save_directory` (under torchrun: rank 0 writes, the others skip)."
     if not self.loras: raise AdapterError("the model has no LoRA adapters to save: call `initialize_lora()` first")
+    if self.dist is not None and not self.dist.is_main: return Path(save_directory)  # the ranks hold the same adapter
     return save_adapter(save_directory, self.loras, self.config.model_name_or_path, self.adapter.fan_in_fan_out, self.targets(),
                         extra=self.config.save_pretrained)  # lema_config.json inside the same atomic directory
 

@@ -15,6 +15,7 @@ from fastcore.basics import patch
 from .config import CheckpointError, ConfigurationError, InputError, LemaConfig, LemaError
 from .lora import atomic_directory, recover_directory, write_adapter, load_adapter_weights
 from .adapters import StreamedCausalLM
+from .distributed import average_gradients, barrier, shard_loader, sum_over_ranks
 
 # %% auto #0
 __all__ = ['NonFiniteLossError', 'NonFiniteGradientError', 'LemaTrainer', 'HostOffloadAdamW']
@@ -75,7 +76,8 @@ class LemaTrainer:
         return (out.logits.detach() if want_logits else None), out.loss.detach()
 
     def _optimizer_step(self):
-        skip = self._bad_window
+        d = self.model.dist  # under torchrun: the ranks' gradients averaged (DDP's semantics); any rank's bad window skips on all
+        skip = average_gradients(d, self.model.get_trainable_parameters(), self._bad_window) if d is not None else self._bad_window
         if skip: warnings.warn(f"non-finite loss in the window of optimizer step {self.global_step + 1}: update skipped")
         else:
             with torch.profiler.record_function("lema.optimizer_step"):
@@ -99,8 +101,10 @@ class LemaTrainer:
         self.optimizer.zero_grad(set_to_none=True)
         self.micro_step, self.global_step, self._bad_window, self._window_items = 0, self.global_step + 1, False, None
         if self.config.save_steps and self.global_step % self.config.save_steps == 0:
-            self.save_checkpoint(Path(self.config.output_dir)/f"checkpoint-{self.global_step}")
-            self._rotate_checkpoints()
+            if d is None or d.is_main:  # the ranks hold the same adapter and optimizer state: rank 0 writes it
+                self.save_checkpoint(Path(self.config.output_dir)/f"checkpoint-{self.global_step}")
+                self._rotate_checkpoints()
+            barrier(d)  # no rank runs ahead of a checkpoint it might resume from
 
     def _rotate_checkpoints(self):
         "Keep the newest `save_total_limit` checkpoints of `output_dir`."
@@ -141,7 +145,8 @@ def save_checkpoint(self: LemaTrainer, path) -> Path:
     tensors, meta = _optimizer_to_files(self.optimizer)
     grads = {f"grad.{i}": p.grad.detach().cpu().contiguous() for i, p in enumerate(m.get_trainable_parameters()) if p.grad is not None}
     state = {"global_step": self.global_step, "micro_step": self.micro_step, "skipped_steps": self.skipped_steps,
-             "bad_window": self._bad_window, "window_items": self._window_items, "lema_config": self.config.to_dict()}
+             "bad_window": self._bad_window, "window_items": self._window_items, "lema_config": self.config.to_dict(),
+             "world_size": m.dist.world_size if m.dist is not None else 1}
     if self.scheduler is not None: state["scheduler"] = self.scheduler.state_dict()
     if self.scaler is not None: state["grad_scaler"] = self.scaler.state_dict()  # floats and ints: JSON
     with atomic_directory(path) as tmp:  # one atomic directory: a kill at any point leaves the old or the new checkpoint
@@ -162,6 +167,10 @@ def load_checkpoint(self: LemaTrainer, path):
         state = json.loads((path/"trainer_state.json").read_text())
         opt_sd = _optimizer_from_files(load_file(path/"optimizer.safetensors"), json.loads((path/"optimizer.json").read_text()))
     except (json.JSONDecodeError, KeyError, OSError) as e: raise CheckpointError(f"{path}: unreadable checkpoint ({type(e).__name__}: {e})") from None
+    world = self.model.dist.world_size if self.model.dist is not None else 1
+    if state.get("world_size", 1) != world:  # the data's sharding (and what each step averaged) depends on it
+        raise CheckpointError(f"{path} was written by a run of {state.get('world_size', 1)} process(es); this one has {world}: resume "
+                              f"with the same number (torchrun --nproc_per_node {state.get('world_size', 1)}), or start a new run")
     load_adapter_weights(path, self.model.loras)
     self.optimizer.load_state_dict(opt_sd)
     params = self.model.get_trainable_parameters()
@@ -195,15 +204,16 @@ def _kept_tokens(batch) -> int:
 
 @patch
 def evaluate(self: LemaTrainer, dataloader) -> dict:
-    "Mean loss over the kept tokens of `dataloader`, and its perplexity (no grad, adapters unchanged)."
-    total, n, was = 0.0, 0, self.model.training
+    "Mean loss over the kept tokens of `dataloader`, and its perplexity (no grad, adapters unchanged; under torchrun, each rank a share)."
+    d, total, n, was = self.model.dist, 0.0, 0, self.model.training
     self.model.eval()
     with torch.no_grad():
-        for batch in dataloader:
+        for batch in shard_loader(d, dataloader, pad=False):
             input_ids, labels, mask = _unpack(batch, None, None)
             k = _kept_tokens(batch)
             total += self.model.outputs(input_ids, mask, labels, return_logits=False).loss.item() * k; n += k
     self.model.train(was)
+    total, n = sum_over_ranks(d, total, n)  # every rank the same answer (before any rank may raise: no rank left waiting)
     if n == 0: raise InputError("the evaluation data has no token to predict (all labels are -100)")
     return {"eval_loss": total / n, "eval_perplexity": math.exp(min(total / n, 50))}
 
@@ -214,7 +224,8 @@ def fit(self: LemaTrainer, train_dataloader, max_steps: int|None=None, epochs: i
     "Train until `max_steps` optimizer steps (or `epochs` passes); returns the history DataFrame."
     from tqdm.auto import tqdm
     from transformers import get_scheduler
-    c, k = self.config, self.config.gradient_accumulation_steps
+    c, k, d = self.config, self.config.gradient_accumulation_steps, self.model.dist
+    train_dataloader = shard_loader(d, train_dataloader, seed=c.seed)  # under torchrun: this rank's slice, as DistributedSampler
     if max_grad_norm is not None: self.config = c = dataclasses.replace(c, max_grad_norm=max_grad_norm)
     epochs = epochs or c.num_train_epochs
     per_epoch = math.ceil(len(train_dataloader) / k) if hasattr(train_dataloader, "__len__") else None
@@ -230,11 +241,13 @@ def fit(self: LemaTrainer, train_dataloader, max_steps: int|None=None, epochs: i
     def batches():  # (epoch, batch) from where the run stands
         seen = 0
         for epoch in range(10**9):
+            if hasattr(getattr(train_dataloader, "sampler", None), "set_epoch"): train_dataloader.sampler.set_epoch(epoch)
             for batch in train_dataloader:
                 if seen < skip: seen += 1; continue
                 yield epoch, batch
             if epoch + 1 >= epochs and not (max_steps or c.max_steps): return
-    stream, bar = batches(), tqdm(total=total, initial=self.global_step, disable=not progress, desc="lema fit", unit="step")
+    stream = batches()
+    bar = tqdm(total=total, initial=self.global_step, disable=not progress or (d is not None and not d.is_main), desc="lema fit", unit="step")
     loss_sum, items, t0 = 0.0, 0, time.perf_counter()
     while self.global_step < total:
         need = k - self.micro_step
@@ -249,7 +262,7 @@ def fit(self: LemaTrainer, train_dataloader, max_steps: int|None=None, epochs: i
         if len(window) < need: break  # the data ran out mid-window (its gradients wait in the LoRA .grad)
         row = None
         if self.global_step % log_every == 0 or self.global_step == total:
-            dt = time.perf_counter() - t0
+            dt, (loss_sum, items) = time.perf_counter() - t0, sum_over_ranks(d, float(loss_sum), items)  # all ranks' tokens
             row = dict(step=self.global_step, epoch=epoch, loss=float(loss_sum / max(items, 1)),  # device-to-host sync: log steps only
                        lr=self.optimizer.param_groups[0]["lr"], tokens_per_s=items / dt,
                        grad_norm=None if self.last_grad_norm is None else float(self.last_grad_norm),

@@ -297,4 +297,29 @@ MUTANTS = [
          new="        for pname in reversed(list(m._parameters)):",
          notebooks=["nbs/03_lora.ipynb"],
          sees="gate_up_proj's and down_proj's expert adapters swap names in the file: PEFT cannot load LEMA's adapter"),
+
+    # -- data parallel (issue 16) --
+    dict(name="dist-sum-not-mean", file="lema/distributed.py",
+         old="        g = flat[off:off + p.numel()].view_as(p).div_(d.world_size); off += p.numel()",
+         new="        g = flat[off:off + p.numel()].view_as(p); off += p.numel()",
+         notebooks=["nbs/05a_distributed.ipynb"],
+         sees="two ranks step with twice the gradient (clipping and the schedule see a doubled norm): not DDP's training"),
+
+    dict(name="dist-no-broadcast", file="lema/adapters.py",
+         old="    broadcast_from_main(self.dist, self.get_trainable_parameters())  # under torchrun: every rank starts from rank 0's adapter",
+         new="    pass",
+         notebooks=["nbs/05a_distributed.ipynb"],
+         sees="each rank starts from its own random adapter: the ranks train different models and rank 0 saves its own"),
+
+    dict(name="dist-shard-ignored", file="lema/trainer.py",
+         old="    train_dataloader = shard_loader(d, train_dataloader, seed=c.seed)  # under torchrun: this rank's slice, as DistributedSampler",
+         new="    pass",
+         notebooks=["nbs/05a_distributed.ipynb"],
+         sees="every rank trains on the whole data set: two GPUs do the same work twice, an epoch is seen twice per step"),
+
+    dict(name="dist-eval-not-summed", file="lema/trainer.py",
+         old="    total, n = sum_over_ranks(d, total, n)  # every rank the same answer (before any rank may raise: no rank left waiting)",
+         new="    pass",
+         notebooks=["nbs/05a_distributed.ipynb"],
+         sees="the evaluation loss is rank 0's share only: logged eval loss depends on the number of GPUs"),
 ]
