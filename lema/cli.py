@@ -6,7 +6,7 @@ Docs: https://lema-dev.github.io/lema/cli.html.md"""
 
 # %% ../nbs/07_cli.ipynb #9df2f5d7
 from __future__ import annotations
-import argparse, sys
+import argparse, fcntl, sys
 from pathlib import Path
 import torch
 from .config import AdapterError, CheckpointError, ConfigurationError, LemaConfig, LemaError
@@ -54,12 +54,16 @@ def run_training(config: LemaConfig, resume: bool=False, verbose: bool=True):
 def default_config(output_dir="output", steps=40, device=None, **overrides) -> LemaConfig:
     "The built-in default run: builds its base model (and tokenizer) under `output_dir` once."
     base = Path(output_dir)/"base-model"
-    if not (base/"config.json").is_file():
-        tok = train_bpe_tokenizer(load_texts(), vocab_size=512, save_dir=base)
-        save_tiny_model(base, "llama", vocab_size=len(tok), hidden_size=128, intermediate_size=256, num_hidden_layers=4,
-                        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256, seed=0,
-                        initializer_range=0.1,  # a random model with some spread, so that LoRA can visibly steer it
-                        bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+    import hashlib, tempfile
+    key = hashlib.sha1(str(base.resolve()).encode()).hexdigest()[:16]  # (the lock lives in the temp dir: no litter in output_dir)
+    with open(Path(tempfile.gettempdir())/f"lema-default-base-{key}.lock", "w") as lock:  # torchrun: one rank builds, the others wait
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (base/"model.safetensors").is_file():
+            tok = train_bpe_tokenizer(load_texts(), vocab_size=512, save_dir=base)
+            save_tiny_model(base, "llama", vocab_size=len(tok), hidden_size=128, intermediate_size=256, num_hidden_layers=4,
+                            num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256, seed=0,
+                            initializer_range=0.1,  # a random model with some spread, so that LoRA can visibly steer it
+                            bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
     return LemaConfig(**{**dict(model_name_or_path=str(base), device=device or ("cuda" if torch.cuda.is_available() else "cpu"),
                                 lora_rank=16, lora_alpha=32, learning_rate=1e-2, max_seq_length=64, batch_size=4, max_steps=steps,
                                 lr_scheduler_type="cosine", warmup_steps=max(1, steps // 10), max_grad_norm=1.0, logging_steps=5, eval_steps=max(1, steps // 4),
@@ -80,6 +84,7 @@ def default_run(output_dir="output", steps=40, device=None, verbose=True, **over
     "Fine-tune the built-in default with LEMA and check PEFT reads the adapter; returns the history."
     config = default_config(output_dir, steps, device, **overrides)
     model, trainer, hist = run_training(config, verbose=verbose)
+    if model.dist is not None and not model.dist.is_main: return hist  # under torchrun: rank 0 wrote the adapter and checks it
     tol = 1e-4 if model.dtype == torch.float32 else 5e-2  # float32: PEFT's arithmetic is LEMA's; 16-bit: rounding
     hist.attrs["peft_logits_max_abs_diff"] = diff = check_adapter_in_peft(model, Path(output_dir)/"adapter", atol=tol)
     if verbose: print(f"PeftModel.from_pretrained on the saved adapter gives LEMA's logits (max |diff| {diff:.2e} <= {tol:g})")
