@@ -58,11 +58,10 @@ def shape_config(shape: str):
     from transformers import AutoConfig
     kw = dict(SHAPES[_base(shape)]); return AutoConfig.for_model(kw.pop("model_type"), **kw)
 
-def _checkpoint_shapes(cfg, shapes: dict) -> dict:
-    "The tensors as the hub's checkpoints store them: transformers' load-time conversions (MoE experts stacked) reverted."
+def _checkpoint_shapes(m, shapes: dict) -> dict:
+    "The tensors of meta model `m` as the hub's checkpoints store them: transformers' load-time conversions (MoE experts stacked) reverted."
     from transformers.core_model_loading import revert_weight_conversion
-    from lema.gbi import _meta_causal_lm, _natural_key
-    m = _meta_causal_lm(cfg)
+    from lema.gbi import _natural_key
     stored = {n: tuple(t.shape) for n, t in revert_weight_conversion(m, m.state_dict()).items()}
     return shapes if stored.keys() == shapes.keys() else dict(sorted(stored.items(), key=lambda kv: _natural_key(kv[0])))
 
@@ -70,13 +69,14 @@ def cache_dir() -> Path: return Path(os.environ.get("LEMA_BENCH_CACHE", Path.hom
 
 def build_model(shape: str, dtype="float32", root=None, seed=0) -> Path:
     "A random-weight model of `shape` on disk (config.json + model.safetensors), built once and cached."
-    from lema.gbi import _write_safetensors, _tensor_bytes, expected_tensors
+    from lema.gbi import _meta_causal_lm, _write_safetensors, _tensor_bytes, expected_tensors
     from lema.quant import bnb_quantization_config, quantizable, quantized_items
     out = Path(root or cache_dir())/f"{shape}-{dtype}"
     if (out/"model.safetensors").is_file(): return out
     cfg, dt, nf4 = shape_config(shape), getattr(torch, dtype), shape != _base(shape)
-    shapes, tied = expected_tensors(cfg)
-    shapes = _checkpoint_shapes(cfg, shapes)
+    meta = _meta_causal_lm(cfg)
+    shapes, tied = expected_tensors(cfg, meta)
+    shapes = _checkpoint_shapes(meta, shapes)
     g = torch.Generator().manual_seed(seed)
     def make(name, shape):
         def get():

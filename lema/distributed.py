@@ -78,6 +78,11 @@ def check_same_everywhere(d: Distributed|None, **facts):
 
 def _flat(tensors) -> torch.Tensor: return torch.cat([t.reshape(-1) for t in tensors])
 
+def _pieces(flat: torch.Tensor, like):
+    "Views of the bucket `flat`, one shaped as each tensor of `like`, in order (`_flat` undone)."
+    off = 0
+    for t in like: yield flat[off:off + t.numel()].view_as(t); off += t.numel()
+
 @torch.no_grad()
 def broadcast_from_main(d: Distributed|None, tensors: list[torch.Tensor]):
     "Overwrite `tensors` on every rank with rank 0's (one bucketed broadcast), as DDP starts its replicas."
@@ -85,21 +90,18 @@ def broadcast_from_main(d: Distributed|None, tensors: list[torch.Tensor]):
     import torch.distributed as dist
     flat = _flat(tensors)
     dist.broadcast(flat, src=0)
-    off = 0
-    for t in tensors: t.copy_(flat[off:off + t.numel()].view_as(t)); off += t.numel()
+    for t, v in zip(tensors, _pieces(flat, tensors)): t.copy_(v)
 
 @torch.no_grad()
 def average_gradients(d: Distributed|None, params: list[torch.Tensor], skip: bool=False) -> bool:
     "Average `params`' grads over the ranks (one bucketed all-reduce; a missing grad counts as zeros). Returns whether any rank skips."
     if d is None: return skip
     import torch.distributed as dist
-    like = next((p for p in params if p.grad is not None), params[0])
-    flag = torch.tensor([float(skip)], device=like.device, dtype=torch.float32)
+    flag = torch.tensor([float(skip)], device=params[0].device)
     flat = torch.cat([flag] + [(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1).float() for p in params])
     dist.all_reduce(flat)  # SUM: DDP's average of per-rank mean losses is the sum / world_size
-    off = 1
-    for p in params:
-        g = flat[off:off + p.numel()].view_as(p).div_(d.world_size); off += p.numel()
+    flat[1:].div_(d.world_size)
+    for p, g in zip(params, _pieces(flat[1:], params)):
         if p.grad is None: p.grad = g.to(p.dtype)
         else: p.grad.copy_(g)
     return bool(flat[0] > 0)

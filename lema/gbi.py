@@ -194,9 +194,14 @@ def _find_layers(self: GlobalBinaryIndex):
     self.num_layers = max(counts[self.layer_prefix]) + 1 if counts else 0
 
 @patch
+def _converted(self: GlobalBinaryIndex) -> set[str]:
+    "Checkpoint tensors the model knows under another name: renamed, or parts of a fused expert stack (notebook 01c)."
+    return set(self.renamed.values()) | {p for f in self.fused.values() for p in f.parts}
+
+@patch
 def module_keys(self: GlobalBinaryIndex) -> list[str]:
     "The tensors as the model's modules name them: the checkpoint's, with transformers' renames and fused expert stacks in place of their parts."
-    used = set(self.renamed.values()) | {p for f in self.fused.values() for p in f.parts}
+    used = self._converted()
     return [n for n in self.tensors if n not in used] + list(self.renamed) + list(self.fused)
 
 @patch
@@ -272,8 +277,7 @@ def _check_against(self: GlobalBinaryIndex, config):
         elif tuple(self.locate(n).shape) != shape:
             problems.append(f"tensor {n!r}: expected shape {list(shape)} from the config, found {list(self.locate(n).shape)}")
     if problems: raise GBIError(f"{self.path} does not fit its {type(config).__name__}:\n  - " + "\n  - ".join(problems))
-    used = set(self.renamed.values()) | {p for f in self.fused.values() for p in f.parts}
-    self.unexpected = sorted(set(self.tensors) - set(shapes) - set(tied) - quant_parts(self.quant) - used)
+    self.unexpected = sorted(set(self.tensors) - set(shapes) - set(tied) - quant_parts(self.quant) - self._converted())
 
 # %% ../nbs/01_gbi.ipynb #fd731b92
 def tiny_config(model_type="llama", **kw):

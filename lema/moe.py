@@ -13,7 +13,6 @@ from .config import GBIError, UnsupportedModelError
 @dataclass(frozen=True)
 class FusedTensor:
     "A parameter transformers assembles at load time from several checkpoint tensors: their bytes, back to back in `parts` order."
-    name: str     # the module's parameter, e.g. 'model.layers.0.mlp.experts.gate_up_proj'
     parts: tuple  # checkpoint tensor names, in the order their bytes form the parameter
     dtype: torch.dtype
     shape: tuple
@@ -67,5 +66,5 @@ def checkpoint_conversions(model: torch.nn.Module, tensors: dict) -> tuple[dict[
             for op in conv.operations: metas = op.convert(metas, source_patterns=conv.source_patterns, target_patterns=conv.target_patterns)
         except RuntimeError as e:
             raise GBIError(f"{name}: its checkpoint tensors {parts[0]!r}, ... do not stack ({str(e).splitlines()[0]})") from None
-        fused[name] = FusedTensor(name, tuple(parts), dtypes.pop(), tuple(next(iter(metas.values())).shape))
+        fused[name] = FusedTensor(tuple(parts), dtypes.pop(), tuple(next(iter(metas.values())).shape))
     return renamed, fused

@@ -77,7 +77,7 @@ class LemaTrainer:
 
     def _optimizer_step(self):
         d = self.model.dist  # under torchrun: the ranks' gradients averaged (DDP's semantics); any rank's bad window skips on all
-        skip = average_gradients(d, self.model.get_trainable_parameters(), self._bad_window) if d is not None else self._bad_window
+        skip = average_gradients(d, self.model.get_trainable_parameters(), self._bad_window)
         if skip: warnings.warn(f"non-finite loss in the window of optimizer step {self.global_step + 1}: update skipped")
         else:
             with torch.profiler.record_function("lema.optimizer_step"):
