@@ -105,7 +105,7 @@ class _LayerFn(torch.autograd.Function):
         ctx.rng = _rng_state(sl.streamer.device) if sl.layer.training and not sl.keep_activations else None  # dropout masks
         if not sl.keep_activations:
             if sl.offloader is None: ctx.save_for_backward(hidden)
-            else: ctx.key = sl.offloader.put(sl.idx, hidden)  # to pinned host memory, on a side stream
+            else: ctx.offloaded = sl.offloader.put(sl.idx, hidden)  # to pinned host memory, on a side stream; the node keeps it
             return sl._run(hidden, args, kwargs, next=sl.idx + 1)
         h = hidden.detach().requires_grad_(ctx.needs_input_grad[3])
         with torch.profiler.record_function("lema.layer_forward"), sl.streamer.use(sl.idx, next=sl.idx + 1) as w, \
@@ -125,8 +125,8 @@ class _LayerFn(torch.autograd.Function):
             else:
                 if sl.offloader is None: (hidden,) = ctx.saved_tensors
                 else:
-                    if sl.idx: sl.offloader.prefetch((ctx.key[0], sl.idx - 1))  # the next layer's input, one layer ahead
-                    hidden = sl.offloader.get(ctx.key)
+                    if sl.idx: sl.offloader.prefetch((ctx.offloaded.key[0], sl.idx - 1))  # the next layer's input, ahead
+                    hidden = sl.offloader.get(ctx.offloaded)
                 h = hidden.detach().requires_grad_(ctx.needs_input_grad[3])
                 with torch.enable_grad(), _autocast(ctx.autocast), _replay_rng(ctx.rng, sl.streamer.device):
                     out = sl._call(h, ctx.args, ctx.kwargs)  # recompute: the forward's autocast and dropout masks
@@ -198,6 +198,14 @@ def _unbind(self: StreamedLayer):
         if not hasattr(self, "_meta"): self._meta = {n: torch.empty(t.shape, dtype=t.dtype, device="meta") for n, t in self._w.items()}
         bind_parameters(self.layer, self._meta, self.prefix)
     self._w = self._buf = None
+
+@patch
+def _drop_weights(self: StreamedLayer):
+    "Point every frozen parameter back at the meta device: after `close()` no view keeps a slot or fixed buffer alive."
+    for m in self.layer.modules():
+        for k, p in m._parameters.items():
+            if p is not None and not p.requires_grad and not p.is_meta:
+                m._parameters[k] = nn.Parameter(torch.empty(p.shape, dtype=p.dtype, device="meta"), requires_grad=False)
 
 @patch
 def _pack(self: StreamedLayer, t: torch.Tensor):
@@ -442,7 +450,8 @@ class LemaLossOutput:
 @patch
 def outputs(self: StreamedCausalLM, input_ids, attention_mask=None, labels=None,
             return_logits: bool|None=None,  # None: `config.return_logits`; the logits of a loss call carry no graph
-            num_items_in_batch=None):       # the loss is the token-sum over this count (an accumulation window's), not the mean
+            num_items_in_batch=None,        # the loss is the token-sum over this count (an accumulation window's), not the mean
+            grad_scale=None):               # what the caller scales the loss by before backward (a GradScaler's scale)
     "transformers' `CausalLMOutput` (logits, and loss when `labels` are given), layers streamed; the loss is chunked."
     self.check_batch(input_ids, attention_mask, labels)
     c = self.config
@@ -454,7 +463,8 @@ def outputs(self: StreamedCausalLM, input_ids, attention_mask=None, labels=None,
         return self.hf(input_ids=ids, attention_mask=mv(attention_mask), labels=mv(labels), use_cache=False, **kw)
     hidden = self.hf.base_model(input_ids=ids, attention_mask=mv(attention_mask), use_cache=False).last_hidden_state
     head = self.hf.get_output_embeddings()
-    loss = chunked_causal_lm_loss(hidden, head, mv(labels), c.loss_chunk_size, num_items_in_batch)  # never the whole logits
+    loss = chunked_causal_lm_loss(hidden, head, mv(labels), c.loss_chunk_size, num_items_in_batch,  # never the whole logits
+                                  grad_scale=grad_scale)
     logits = None
     if c.return_logits if return_logits is None else return_logits:
         with torch.no_grad(): logits = head(hidden.detach())  # for the caller only: no graph over the vocabulary

@@ -89,7 +89,7 @@ def _map_file(path: Path):
 
 def _view(u8: torch.Tensor, dtype: torch.dtype, shape) -> torch.Tensor:
     "Reinterpret the bytes `u8` as a tensor of `dtype` and `shape` (zero-copy when aligned)."
-    if u8.numel() == 0: return torch.empty(shape, dtype=dtype)
+    if u8.numel() == 0: return torch.empty(shape, dtype=dtype, device=u8.device)  # where the buffer is (a device slot)
     if u8.data_ptr() % dtype.itemsize: u8 = u8.clone()  # misaligned offset (unusual writers): copy
     return u8.view(dtype).view(shape)
 

@@ -6,7 +6,7 @@ Docs: https://lema-dev.github.io/lema/memory.html.md"""
 
 # %% ../nbs/02_memory.ipynb #7847b4c3
 from __future__ import annotations
-import threading
+import threading, weakref
 from collections import Counter, deque
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -14,11 +14,12 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 from .config import LemaError, MemoryStrategy
+from .device import CudaOps, PinnedHost, device_ops
 from .gbi import ByteRange, GlobalBinaryIndex, _view
 from .quant import dequantize, quant_parts
 
 # %% auto #0
-__all__ = ['LayerLayout', 'layer_layout', 'held_bytes', 'LayerStreamer', 'ActivationOffloader', 'bind_parameters']
+__all__ = ['LayerLayout', 'layer_layout', 'held_bytes', 'LayerStreamer', 'Offloaded', 'ActivationOffloader', 'bind_parameters']
 
 # %% ../nbs/02_memory.ipynb #e8ef418c
 @dataclass
@@ -48,17 +49,6 @@ def layer_layout(gbi: GlobalBinaryIndex, names: list[str]) -> LayerLayout:
     return LayerLayout(ranges, tensors, off)
 
 # %% ../nbs/02_memory.ipynb #d7f89d33
-def _host_buffer(nbytes: int, pin: bool, registered: list) -> torch.Tensor:
-    "`nbytes` of host memory; page-locked when `pin`, exactly that size (registered with CUDA, not PyTorch's pinned allocator)."
-    # PyTorch's pinned allocator rounds each request up to a power of two and caches it: a 12.4 GiB resident copy would pin 16 GiB
-    t = torch.empty(nbytes, dtype=torch.uint8)
-    if pin and nbytes:
-        if (err := int(torch.cuda.cudart().cudaHostRegister(t.data_ptr(), nbytes, 1))) != 0:  # 1: cudaHostRegisterPortable
-            raise LemaError(f"could not pin {nbytes / 2**30:.2f} GiB of host memory for the layer stream (CUDA error {err}): "
-                            "lower ram use (strategy='streaming', fewer vram_buffer_size) or free host memory")
-        registered.append(t)
-    return t
-
 def held_bytes(gbi: GlobalBinaryIndex, names: list[str], dtype: torch.dtype|None) -> int:
     "Device bytes a layer kept on the device holds: its tensors in the compute dtype (4-bit ones packed, as stored)."
     parts = quant_parts(gbi.quant)
@@ -79,43 +69,50 @@ class LayerStreamer:
                  n_slots: int=2,           # device slots; >=2 lets the copy of i+1 overlap the compute of i
                  strategy=MemoryStrategy.STREAMING,
                  n_fixed: int=0,           # layers 0..n_fixed-1 are copied to the device once and never streamed (a memory budget)
+                 ops: CudaOps|None=None,   # the device seam (notebook 01e); None: `device_ops(device)`
                 ):
         if n_slots < 1: raise LemaError(f"`n_slots` should be at least 1, got {n_slots}")
-        self.gbi, self.device, self.dtype = gbi, torch.device(device), dtype
-        self.strategy, self.cuda = MemoryStrategy(strategy), torch.device(device).type == "cuda"
+        self.ops = ops if ops is not None else device_ops(device)  # None: the host path (CPU, no streams)
+        self.device = self.ops.tensor_device if self.ops is not None else torch.device(device)
+        self.gbi, self.dtype, self.strategy, self.cuda = gbi, dtype, MemoryStrategy(strategy), self.ops is not None
         self.layouts = [layer_layout(gbi, names) for names in layers]
         q = [{n: gbi.quant[n] for n in l.tensors if n in gbi.quant} for l in self.layouts]  # 4-bit weights, dequantized on acquire
         self._quant = [(specs, quant_parts(specs)) for specs in q]
         self.n_fixed = min(max(n_fixed, 0), len(self.layouts))
         self.max_bytes = max((l.nbytes for l in self.layouts[self.n_fixed:]), default=0)
         self.log, self.stats = deque(maxlen=4096), Counter()  # the latest events, in order (bounded: runs are long); loads/acquires/bytes
-        self._lock, self._closed, self._pinned = threading.Lock(), False, []
+        self._lock, self._closed, self._pending = threading.Lock(), False, []
+        self.slots, self.staging, self.fixed, self.host = [], [], {}, None  # (what close() drops, should the build fail)
+        self._pinned = PinnedHost(self.ops)  # page-locked host memory (with a device), unpinned by close() or collection
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="lema-prefetch",  # its CUDA work goes to the model's device
-                                        **(dict(initializer=torch.cuda.set_device, initargs=(self.device,)) if self.cuda else {}))
-        pin = self.cuda
+                                        **(dict(initializer=self.ops.set_device, initargs=(self.ops.device,)) if self.cuda else {}))
+        try: self._allocate(n_slots)
+        except BaseException: self.close(); raise  # nothing stays pinned or allocated after a failed construction
+
+    def _allocate(self, n_slots: int):
+        "The resident host copy, the fixed layers, the staging buffers and the device slots."
         if self.strategy == MemoryStrategy.RESIDENT:  # every layer in host RAM once, back to back
             self._host_off = [0]
             for l in self.layouts[:-1]: self._host_off.append(self._host_off[-1] + l.nbytes)
-            self.host = _host_buffer(sum(l.nbytes for l in self.layouts), pin, self._pinned)
+            self.host = self._pinned.empty(sum(l.nbytes for l in self.layouts))
             for l, o in zip(self.layouts, self._host_off): self._fill(self.host[o:o + l.nbytes], l)
-        self.fixed = {}  # layer -> (its device buffer or None, its tensors in the compute dtype or None: 4-bit, dequantized per use)
-        for i in range(self.n_fixed): self.fixed[i] = self._place(i)
+        for i in range(self.n_fixed): self.fixed[i] = self._place(i)  # layer -> (device buffer or None, compute tensors or None)
         streamed = len(self.layouts) > self.n_fixed
         n = n_slots if streamed and (self.cuda or self.strategy == MemoryStrategy.STREAMING) else 0  # resident on CPU: no slots
-        self.staging = [_host_buffer(self.max_bytes, pin, self._pinned) for _ in range(n)] if self.strategy == MemoryStrategy.STREAMING else []
-        self.slots = [torch.empty(self.max_bytes, dtype=torch.uint8, device=self.device) for _ in range(n)] if self.cuda else self.staging
+        if self.strategy == MemoryStrategy.STREAMING: self.staging = [self._pinned.empty(self.max_bytes) for _ in range(n)]
+        self.slots = [self.ops.empty(self.max_bytes) for _ in range(n)] if self.cuda else self.staging
         self._holds, self._busy, self._used = [None] * n, [False] * n, [0] * n  # layer in slot; acquired; last use
         self._pending, self._ready, self._freed, self._tick = [None] * n, [None] * n, [None] * n, 0
         if self.cuda:
-            self.copy_stream = torch.cuda.Stream(self.device)
-            for s in self.slots: s.record_stream(self.copy_stream)  # freed while a copy writes into it: not reused before it ends
+            self.copy_stream = self.ops.new_stream()
+            for s in self.slots: self.ops.record_stream(s, self.copy_stream)  # freed while a copy writes into it: not reused early
 
     def __repr__(self):
         return (f"LayerStreamer({len(self.layouts)} layers ({self.n_fixed} fixed on the device), {len(self.slots)} slots x "
                 f"{self.max_bytes/2**20:.2f} MiB, {self.strategy.value}, {self.device})")
 
     @property
-    def pinned_bytes(self) -> int: return sum(t.numel() for t in self._pinned)  # page-locked host memory this streamer holds
+    def pinned_bytes(self) -> int: return self._pinned.nbytes  # page-locked host memory this streamer holds (whole pages)
     @property
     def fixed_bytes(self) -> int:
         "Device bytes the fixed layers hold (the budget actually used)."
@@ -141,26 +138,28 @@ def _load(self: LayerStreamer, i: int, s: int):
     lay = self.layouts[i]
     if not self.cuda: return self._fill(self.slots[s], lay)
     if self.strategy == MemoryStrategy.STREAMING:
-        if self._ready[s] is not None: self._ready[s].synchronize()  # staging s is free once its last copy is done (host thread only)
+        if self._ready[s] is not None: self.ops.sync_event(self._ready[s])  # staging s is free once its last copy is done (this thread)
         self._fill(self.staging[s], lay)
         src = self.staging[s][:lay.nbytes]
     else: src = self.host[self._host_off[i]:self._host_off[i] + lay.nbytes]
-    with torch.cuda.stream(self.copy_stream):
-        if self._freed[s] is not None: self.copy_stream.wait_event(self._freed[s])  # compute on the slot's old layer is done
-        self.slots[s][:lay.nbytes].copy_(src, non_blocking=True)
-        ev = torch.cuda.Event(); ev.record(self.copy_stream)
-    self._ready[s] = ev
+    if self._freed[s] is not None: self.ops.wait_event(self.copy_stream, self._freed[s])  # compute on the slot's old layer is done
+    self.ops.copy(self.slots[s][:lay.nbytes], src, self.copy_stream)
+    self._ready[s] = self.ops.record(self.copy_stream)
 
 # %% ../nbs/02_memory.ipynb #13f00001
 @patch
 def _place(self: LayerStreamer, i: int) -> tuple:
     "Copy layer `i` to the device for good: `(buffer, tensors)` holding only what its compute needs."
     lay = self.layouts[i]
-    buf = torch.empty(lay.nbytes, dtype=torch.uint8, device=self.device)
-    if self.strategy == MemoryStrategy.RESIDENT: buf.copy_(self.host[self._host_off[i]:self._host_off[i] + lay.nbytes])
-    else:
-        reg = []; tmp = _host_buffer(lay.nbytes, self.cuda, reg); self._fill(tmp, lay); buf.copy_(tmp)  # a synchronous copy
-        for t in reg: torch.cuda.cudart().cudaHostUnregister(t.data_ptr())
+    if not self.cuda: buf = torch.empty(lay.nbytes, dtype=torch.uint8)
+    else: buf = self.ops.empty(lay.nbytes)
+    pinned = PinnedHost(self.ops)
+    if self.strategy == MemoryStrategy.RESIDENT: src = self.host[self._host_off[i]:self._host_off[i] + lay.nbytes]
+    else: src = pinned.empty(lay.nbytes); self._fill(src, lay)
+    if not self.cuda: buf.copy_(src)
+    else:  # once, at construction: a synchronous copy
+        self.ops.copy(buf, src, self.ops.current_stream()); self.ops.sync_stream(self.ops.current_stream())
+    pinned.close()
     if self._quant[i][0]: return buf, None  # 4-bit stays packed: dequantized per use
     views, ptr = self._views(buf, i), buf.untyped_storage().data_ptr()
     if all(t.untyped_storage().data_ptr() == ptr for t in views.values()): return buf, views  # nothing cast: views of the buffer
@@ -174,10 +173,9 @@ def close(self: LayerStreamer):
     for f in self._pending:
         if f is not None: f.exception()  # waits; an error there no longer matters
     self._pool.shutdown(wait=True)
-    if self.cuda: self.copy_stream.synchronize()  # no DMA still writing into what is freed next
+    if hasattr(self, "copy_stream"): self.ops.sync_stream(self.copy_stream)  # no DMA still writing into what is freed next
     self.slots, self.staging, self.fixed, self.host, self._holds = [], [], {}, None, []
-    for t in self._pinned: torch.cuda.cudart().cudaHostUnregister(t.data_ptr())
-    self._pinned.clear()
+    self._pinned.close()
 
 # %% ../nbs/02_memory.ipynb #4268b735
 @patch
@@ -219,7 +217,7 @@ def acquire(self: LayerStreamer, i: int) -> dict[str, torch.Tensor]:
         self._used[s], fut = self._tick, self._pending[s]
     with torch.profiler.record_function("lema.wait_for_layer"):
         fut.result()  # the disk read (background thread) is done; on a GPU the copy is queued
-    if self.cuda: torch.cuda.current_stream(self.device).wait_event(self._ready[s])  # compute waits for the copy: no host sync
+    if self.cuda: self.ops.wait_event(self.ops.current_stream(), self._ready[s])  # compute waits for the copy: no host sync
     return self._views(self.slots[s], i)
 
 @patch
@@ -231,7 +229,7 @@ def release(self: LayerStreamer, i: int):
         s = self._slot_of(i)
         if s is None: return
         self._busy[s] = False
-        if self.cuda: self._freed[s] = torch.cuda.current_stream(self.device).record_event()
+        if self.cuda: self._freed[s] = self.ops.record(self.ops.current_stream())
 
 @patch
 def buffer_of(self: LayerStreamer, i: int) -> torch.Tensor:
@@ -268,48 +266,58 @@ def _views(self: LayerStreamer, buf: torch.Tensor, i: int) -> dict[str, torch.Te
     return out
 
 # %% ../nbs/02_memory.ipynb #02a1d002
+class Offloaded:
+    "One offloaded tensor: its host copy and that copy's event. The autograd graph that needs it holds it, so it goes with it."
+    __slots__ = ("key", "host", "written", "__weakref__")
+    def __init__(self, key, host, written=None): self.key, self.host, self.written = key, host, written
+
 class ActivationOffloader:
     "Keeps tensors (layer inputs) in pinned host memory between the forward and the backward; on CPU, as they are."
-    def __init__(self, device):
-        self.device = torch.device(device)
-        self.cuda, self.passes, self.host, self.back = self.device.type == "cuda", 0, {}, {}
-        if self.cuda: self.stream = torch.cuda.Stream(self.device)
+    def __init__(self, device, ops: CudaOps|None=None):  # ops: the device seam (notebook 01e); None: `device_ops(device)`
+        self.ops = ops if ops is not None else device_ops(device)
+        self.device = self.ops.tensor_device if self.ops is not None else torch.device(device)
+        self.cuda, self.passes = self.ops is not None, 0
+        self.host = weakref.WeakValueDictionary()  # key -> Offloaded, while its graph lives (a skipped backward drops it)
+        self.back = {}                             # key -> (device tensor, event): on its way back, ahead of use
+        if self.cuda: self.stream = self.ops.new_stream()
 
-    def put(self, idx: int, t: torch.Tensor) -> tuple:
-        "Offload `t` (the input of layer `idx`); its key. Layer 0 starts a new forward pass."
-        if idx == 0: self.passes += 1
+    def put(self, idx: int, t: torch.Tensor) -> Offloaded:
+        "Offload `t` (the input of layer `idx`): a handle for the caller to keep until `get`. Layer 0 starts a new pass."
+        if idx == 0:
+            self.passes += 1
+            self.back.clear()  # brought back for a backward that never came (an exception, a skipped non-finite loss)
         key = (self.passes, idx)
-        if not self.cuda: self.host[key] = (t, None); return key
-        buf = torch.empty(t.shape, dtype=t.dtype, pin_memory=True)
-        self.stream.wait_stream(torch.cuda.current_stream(self.device))  # `t` has been computed
-        with torch.cuda.stream(self.stream):
-            buf.copy_(t, non_blocking=True)
-            t.record_stream(self.stream)  # the allocator must not hand out t's memory before this copy is done
-            self.host[key] = (buf, torch.cuda.Event())
-            self.host[key][1].record(self.stream)
-        return key
+        if not self.cuda: e = Offloaded(key, t)
+        else:
+            e = Offloaded(key, self.ops.pinned_empty(t.shape, t.dtype))
+            self.ops.wait_stream(self.stream, self.ops.current_stream())  # `t` has been computed
+            self.ops.copy(e.host, t, self.stream)
+            self.ops.record_stream(t, self.stream)  # the allocator must not hand out t's memory before this copy is done
+            e.written = self.ops.record(self.stream)
+        self.host[key] = e
+        return e
 
     def prefetch(self, key: tuple):
         "Start bringing `key` back to the device (no-op if unknown, already coming, or on CPU)."
-        if not self.cuda or key not in self.host or key in self.back: return
-        buf, written = self.host[key]
-        with torch.cuda.stream(self.stream):
-            self.stream.wait_event(written)
-            t, ev = buf.to(self.device, non_blocking=True), torch.cuda.Event()
-            ev.record(self.stream)
-        self.back[key] = (t, ev)
+        if not self.cuda or key in self.back or (e := self.host.get(key)) is None: return
+        self.ops.wait_event(self.stream, e.written)
+        t = self.ops.to_device(e.host, self.stream)
+        self.back[key] = (t, self.ops.record(self.stream))
 
-    def get(self, key: tuple) -> torch.Tensor:
-        "The tensor of `key`, on the device; forgotten here."
-        if not self.cuda: return self.host.pop(key)[0]
-        self.prefetch(key)
-        (t, ev), _ = self.back.pop(key), self.host.pop(key)
-        compute = torch.cuda.current_stream(self.device)
-        compute.wait_event(ev)
-        t.record_stream(compute)  # made on the side stream, used (and freed) on the compute stream
+    def get(self, e: Offloaded) -> torch.Tensor:
+        "The tensor of handle `e`, on the device; its host copy is let go."
+        if not self.cuda: t = e.host
+        else:
+            self.prefetch(e.key)  # unless it is on its way already
+            t, ev = self.back.pop(e.key)
+            compute = self.ops.current_stream()
+            self.ops.wait_event(compute, ev)
+            self.ops.record_stream(t, compute)  # made on the side stream, used (and freed) on the compute stream
+        self.host.pop(e.key, None); e.host = None
         return t
 
-    def __len__(self): return len(self.host)
+    def clear(self): self.host.clear(); self.back.clear()
+    def __len__(self): return len(self.host)  # offloaded tensors still held
 
 # %% ../nbs/02_memory.ipynb #502886c9
 def bind_parameters(module: nn.Module, tensors: dict[str, torch.Tensor], prefix: str=""):

@@ -92,7 +92,8 @@ class LemaModel(StreamedCausalLM):
     def close(self):
         "Stop streaming: wait for loads in flight, stop the prefetch thread, free the device slots, unpin host memory."
         self.streamer.close()
-        if self.offloader is not None: self.offloader.host.clear(); self.offloader.back.clear()
+        if self.offloader is not None: self.offloader.clear()
+        for layer in self.hf.get_submodule(self.adapter.layers): layer._drop_weights()  # no view keeps a slot alive
         self.gbi.close()
         if self.dist is not None and self.dist.owned:  # the process group LEMA made for torchrun (a user's stays)
             import torch.distributed as dist

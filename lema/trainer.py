@@ -6,7 +6,7 @@ Docs: https://lema-dev.github.io/lema/trainer.html.md"""
 
 # %% ../nbs/05_trainer.ipynb #0742fb4b
 from __future__ import annotations
-import dataclasses, itertools, json, math, os, re, resource, shutil, time, warnings, weakref
+import contextlib, dataclasses, itertools, json, math, os, re, resource, shutil, time, warnings, weakref
 from collections.abc import Mapping
 from pathlib import Path
 import torch
@@ -60,7 +60,12 @@ class LemaTrainer:
         input_ids, labels, attention_mask = _unpack(input_ids, labels, attention_mask)
         if not self.model.training: self.model.train()  # dropout (LoRA's and the model's) on, as transformers' Trainer does
         want_logits = self.config.return_logits if return_logits is None else return_logits
-        out = self.model.outputs(input_ids, attention_mask, labels, return_logits=want_logits, num_items_in_batch=num_items_in_batch)
+        grad_scale = None  # what the loss is multiplied by before backward: the chunked loss applies it first (float16)
+        if self.scaler is not None:  # the scaler's scale as a device tensor (1 · scale, exact): no device-to-host sync
+            grad_scale = self.scaler.scale(torch.ones((), dtype=torch.float32, device=self.model.device))
+            if num_items_in_batch is None: grad_scale = grad_scale / self.config.gradient_accumulation_steps
+        out = self.model.outputs(input_ids, attention_mask, labels, return_logits=want_logits,
+                                 num_items_in_batch=num_items_in_batch, grad_scale=grad_scale)
         if num_items_in_batch is not None and self.micro_step == 0: self._window_items = num_items_in_batch  # a resume mid-window needs it
         if not bool(torch.isfinite(out.loss)):  # device-to-host sync: once per micro-step
             if self.config.on_nonfinite_loss == "raise":
@@ -81,8 +86,11 @@ class LemaTrainer:
         if skip: warnings.warn(f"non-finite loss in the window of optimizer step {self.global_step + 1}: update skipped")
         else:
             with torch.profiler.record_function("lema.optimizer_step"):
-                if hasattr(self.optimizer, "pull_grads"): self.optimizer.pull_grads()  # HostOffloadAdamW: unscale, check, clip on the host
-                if self.scaler is not None: self.scaler.unscale_(self.optimizer)     # before the norm and the clipping
+                if self.scaler is not None:  # before the norm and the clipping; HostOffloadAdamW's on the device, before
+                    # the pull: on host grads GradScaler would read its non-blocking copies of inv_scale and found_inf early
+                    view = getattr(self.optimizer, "device_view", contextlib.nullcontext)
+                    with view(): self.scaler.unscale_(self.optimizer)
+                if hasattr(self.optimizer, "pull_grads"): self.optimizer.pull_grads()  # HostOffloadAdamW: on to the host
                 params = [p for g in self.optimizer.param_groups for p in g["params"] if p.grad is not None]
                 self.last_grad_norm = norm = _grad_norm([p.grad for p in params]) if params else torch.zeros(())
                 if not bool(torch.isfinite(norm)):  # device-to-host sync: once per optimizer step
@@ -315,6 +323,14 @@ class HostOffloadAdamW(torch.optim.AdamW):
             h.grad = None if d.grad is None else d.grad.to("cpu", torch.float32, non_blocking=True)
         for dev in {d.device for d in self.device_params if d.is_cuda}: torch.cuda.synchronize(dev)  # their device, not the current
         self._pulled = True
+
+    @contextlib.contextmanager
+    def device_view(self):
+        "For a while its `param_groups` hold the device parameters: `GradScaler.unscale_(opt)` unscales their grads there."
+        host, dev = self.param_groups, iter(self.device_params)
+        self.param_groups = [{**g, "params": [next(dev) for _ in g["params"]]} for g in host]
+        try: yield self
+        finally: self.param_groups = host
 
     @torch.no_grad()
     def step(self, closure=None):

@@ -50,8 +50,8 @@ MUTANTS = [
          sees="with gradient_accumulation_steps=k the update is k times too large (differs from one big batch)"),
 
     dict(name="num-items-ignored", file="lema/adapters.py",
-         old="loss = chunked_causal_lm_loss(hidden, head, mv(labels), c.loss_chunk_size, num_items_in_batch)",
-         new="loss = chunked_causal_lm_loss(hidden, head, mv(labels), c.loss_chunk_size)",
+         old="loss = chunked_causal_lm_loss(hidden, head, mv(labels), c.loss_chunk_size, num_items_in_batch,",
+         new="loss = chunked_causal_lm_loss(hidden, head, mv(labels), c.loss_chunk_size, None,",
          notebooks=["nbs/05_trainer.ipynb"],
          sees="num_items_in_batch never reaches the loss: each micro-batch is its own mean, uneven windows differ from the full batch"),
 
@@ -136,8 +136,8 @@ MUTANTS = [
          sees="each position learns to predict itself, not the next token: the loss collapses, generation is garbage"),
 
     dict(name="loss-backward-unscaled", file="lema/loss.py",
-         old="return grad * grad_total.to(grad.dtype), None, None, None, None",
-         new="return grad, None, None, None, None",
+         old="if ctx.grad_scale is None and grad.dtype == torch.float32: out = grad * grad_total.to(grad.dtype)  # PEFT's bits",
+         new="if ctx.grad_scale is None and grad.dtype == torch.float32: out = grad  # PEFT's bits",
          notebooks=["nbs/03a_loss.ipynb", "nbs/04_adapters.ipynb"],
          sees="gradients are the token-sum's, not the mean's: the step size grows with the number of tokens"),
 
@@ -149,8 +149,8 @@ MUTANTS = [
 
     # -- issue 11: embedding on the host, layer inputs offloaded --
     dict(name="offload-wrong-input", file="lema/adapters.py",
-         old="                    hidden = sl.offloader.get(ctx.key)",
-         new="                    hidden = sl.offloader.get((ctx.key[0], max(sl.idx - 1, 0)))",
+         old="                    hidden = sl.offloader.get(ctx.offloaded)",
+         new="                    hidden = sl.offloader.get(sl.offloader.host.get((ctx.offloaded.key[0], max(sl.idx - 1, 0)), ctx.offloaded))",
          notebooks=["nbs/04_adapters.ipynb"],
          sees="with offload_activations the backward recomputes a layer from another layer's input: wrong gradients"),
 
@@ -168,7 +168,7 @@ MUTANTS = [
 
     # -- bitsandbytes 4-bit (issue 12) --
     dict(name="nf4-offset-dropped", file="lema/quant.py",
-         old="        absmax = absmax + torch.tensor(spec.nested_offset, device=absmax.device)",
+         old="        absmax = absmax + spec.nested_offset  # a Python float: no host-to-device copy (and no sync) per weight",
          new="        absmax = absmax",
          notebooks=["nbs/01a_quant.ipynb"],
          sees="double-quantized checkpoints train on weights scaled wrongly: losses drift from QLoRA's"),
@@ -206,8 +206,8 @@ MUTANTS = [
          sees="one infinite gradient (finite loss) turns every adapter into NaN for the rest of the run"),
 
     dict(name="scaler-unscaled-clip", file="lema/trainer.py",
-         old="                if self.scaler is not None: self.scaler.unscale_(self.optimizer)     # before the norm and the clipping",
-         new="                pass",
+         old="                    with view(): self.scaler.unscale_(self.optimizer)",
+         new="                    pass",
          notebooks=["nbs/05_trainer.ipynb"],
          sees="float16 runs clip the scaled gradients (by 2^16): updates shrink to nothing, reported grad norms are huge"),
 
@@ -322,4 +322,65 @@ MUTANTS = [
          new="    pass",
          notebooks=["nbs/05a_distributed.ipynb"],
          sees="the evaluation loss is rank 0's share only: logged eval loss depends on the number of GPUs"),
+
+    # issue 21: the CUDA path, run on the simulated GPU (notebook 01e)
+    dict(name="device-index-unresolved", file="lema/device.py",
+         old="self.device = device if device.index is not None else torch.device(device.type, self.current_device())",
+         new="self.device = device",
+         notebooks=["nbs/02_memory.ipynb", "nbs/01e_device.ipynb"],
+         sees="every single-GPU run with the default device='cuda' fails at its first forward (BrokenThreadPool)"),
+
+    dict(name="pinned-shares-pages", file="lema/device.py",
+         old="        mm = mmap.mmap(-1, size)  # page-aligned, its own pages; the tensor keeps the mapping alive\n"
+             "        t = torch.frombuffer(mm, dtype=torch.uint8)\n",
+         new="        mm = None; size = nbytes\n"
+             "        t = torch.empty(nbytes, dtype=torch.uint8)\n",
+         notebooks=["nbs/01e_device.ipynb", "nbs/02_memory.ipynb"],
+         sees="on small models the second staging buffer cannot be pinned (cudaErrorHostMemoryAlreadyRegistered)"),
+
+    dict(name="pinned-no-finalizer", file="lema/device.py",
+         old="self._finalizer = weakref.finalize(self, _unpin_blocks, ops, self._blocks)",
+         new="self._finalizer = lambda: _unpin_blocks(ops, self._blocks)",
+         notebooks=["nbs/01e_device.ipynb", "nbs/02_memory.ipynb"],
+         sees="a model dropped without close() leaves its staging pages locked until the process ends"),
+
+    dict(name="failed-build-keeps-pinned", file="lema/memory.py",
+         old="        try: self._allocate(n_slots)\n"
+             "        except BaseException: self.close(); raise  # nothing stays pinned or allocated after a failed construction\n",
+         new="        self._allocate(n_slots)\n",
+         notebooks=["nbs/02_memory.ipynb"],
+         sees="a model that fails to build (out of pinned memory) keeps what it had pinned while its traceback lives"),
+
+    dict(name="compute-no-wait", file="lema/memory.py",
+         old="    if self.cuda: self.ops.wait_event(self.ops.current_stream(), self._ready[s])  # compute waits for the copy: no host sync",
+         new="    pass",
+         notebooks=["nbs/02_memory.ipynb"],
+         sees="layers compute on slots the copy has not filled yet: NaN or another layer's weights"),
+
+    dict(name="offload-keeps-skipped", file="lema/memory.py",
+         old="self.host = weakref.WeakValueDictionary()  # key -> Offloaded",
+         new="self.host = {}  # key -> Offloaded",
+         notebooks=["nbs/06_model.ipynb"],
+         sees="every batch with a non-finite loss leaks a pinned host buffer per layer (offload_activations=True)"),
+
+    dict(name="close-keeps-views", file="lema/model.py",
+         old="        for layer in self.hf.get_submodule(self.adapter.layers): layer._drop_weights()  # no view keeps a slot alive\n",
+         new="",
+         notebooks=["nbs/06_model.ipynb"],
+         sees="after close() the GPU still holds two slots and the whole budget until the model is collected"),
+
+    dict(name="fp16-scale-not-passed", file="lema/trainer.py",
+         old="            grad_scale = self.scaler.scale(torch.ones((), dtype=torch.float32, device=self.model.device))\n"
+             "            if num_items_in_batch is None: grad_scale = grad_scale / self.config.gradient_accumulation_steps\n",
+         new="            pass\n",
+         notebooks=["nbs/05_trainer.ipynb"],
+         sees="float16 (T4/P100): the head's gradient underflows before the scale applies; at scale 2^16 every step is skipped"),
+
+    dict(name="host-offload-unscale-after-pull", file="lema/trainer.py",
+         old="                    with view(): self.scaler.unscale_(self.optimizer)\n"
+             "                if hasattr(self.optimizer, \"pull_grads\"): self.optimizer.pull_grads()  # HostOffloadAdamW: on to the host\n",
+         new="                    if hasattr(self.optimizer, \"pull_grads\"): self.optimizer.pull_grads()\n"
+             "                    self.scaler.unscale_(self.optimizer)\n",
+         notebooks=["nbs/05_trainer.ipynb"],
+         sees="HostOffloadAdamW + float16 on a GPU: GradScaler reads inv_scale/found_inf before their copies land (overflow missed)"),
 ]
