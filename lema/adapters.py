@@ -7,6 +7,7 @@ Docs: https://lema-dev.github.io/lema/adapters.html.md"""
 # %% ../nbs/04_adapters.ipynb #ab085309
 from __future__ import annotations
 from contextlib import ExitStack, contextmanager
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 import torch
@@ -301,8 +302,13 @@ class StreamedCausalLM(nn.Module):
     "A transformers causal LM whose decoder layers stream from the safetensors checkpoint; only LoRA trains."
     def __init__(self, config: LemaConfig):
         super().__init__()
-        # a hub id becomes the cache's snapshot directory (notebook 01b); a path stays itself
-        self.model_dir = resolve_model_dir(config.model_name_or_path, config.revision) if config.model_name_or_path else None
+        # a hub id becomes the cache's snapshot directory (notebook 01b), a .gguf file its converted copy (01d);
+        # a path stays itself
+        src = config.model_name_or_path
+        if src and str(src).lower().endswith(".gguf"):  # from here on the model is its converted directory: adapters name it
+            from lema.gguf import gguf_model_dir
+            src = gguf_model_dir(src); config = dataclasses.replace(config, model_name_or_path=str(src))
+        self.model_dir = resolve_model_dir(src, config.revision) if src else None
         self.config, self.hf_config = config, _hf_config(config, self.model_dir)
         config.__dict__["_hf_config"] = self.hf_config  # `model.config.get_text_config()`, `.vocab_size`, ...: transformers' answers
         if config.model_type is not None and config.model_type != self.hf_config.model_type:
@@ -376,6 +382,7 @@ def initialize_lora(self: StreamedCausalLM, seed: int|None=None, use_rslora: boo
         for n, m in apply_lora(layer, targets, c.lora_rank, c.lora_alpha, device=self.device, use_rslora=use_rslora,
                                      dropout=c.lora_dropout).items():
             self.loras[f"{self.adapter.layer_prefix(i)}{n}"] = m.train(self.training)
+            m.quantized = f"{self.adapter.layer_prefix(i)}{n}.weight" in self.gbi.quant  # PEFT's 4-bit LoRA order
         if c.lora_target_parameters:  # expert stacks (PEFT's target_parameters): after the modules, as PEFT injects them
             for n, m in apply_lora_params(layer, c.lora_target_parameters, c.lora_rank, c.lora_alpha, self.device, use_rslora).items():
                 self.loras[f"{self.adapter.layer_prefix(i)}{n}"] = m.train(self.training)

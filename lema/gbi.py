@@ -357,11 +357,20 @@ def _reader(gbi, n, as_tensor=False):
         gbi.release(info); return out
     return get
 
+# what a model directory holds as weights (and their shard indexes): everything else is a side file that travels
+_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf", ".ckpt", ".h5", ".msgpack", ".index.json")
+
 def _copy_side_files(src: Path, dst: Path, skip=()):
-    "Bring the config, generation config and tokenizer along."
-    for f in src.iterdir():
-        if f.is_file() and f.suffix in (".json", ".txt", ".model", ".py") and not f.name.endswith(".index.json") and f.name not in skip:
-            shutil.copy2(f, dst/f.name)
+    "Copy all `src` holds beside its weights into `dst`: configs, tokenizer, chat templates, code, subfolders."
+    src, dst = Path(src), Path(dst).resolve()
+    for root, dirs, files in os.walk(src):  # symlinks to files (a hub snapshot's blobs) are copied as files
+        here, rel = Path(root), Path(root).relative_to(src)
+        dirs[:] = [n for n in dirs if not n.startswith(".") and n != "__pycache__" and (rel/n).as_posix() not in skip
+                   and (here/n).resolve() != dst]  # hidden: .git, .cache, a save's temporaries; never into itself
+        for n in files:
+            if n.startswith(".") or n.endswith(_WEIGHT_SUFFIXES) or (rel/n).as_posix() in skip: continue
+            (dst/rel).mkdir(parents=True, exist_ok=True)
+            shutil.copy2(here/n, dst/rel/n)
 
 def _quantize_checkpoint(gbi, out: Path, quant_type: str, double_quant: bool, progress: bool) -> Path:
     "Write `gbi`'s model into the new directory `out` with its linear weights in bitsandbytes 4-bit, one tensor at a time."

@@ -41,6 +41,7 @@ class LoraLinear(nn.Module):
         self.lora_B = nn.Linear(r, out_f, bias=False, device=device, dtype=torch.float32)
         self.scaling = lora_scaling(r, alpha, use_rslora)
         self.lora_dropout = nn.Dropout(dropout) if dropout else nn.Identity()  # PEFT's: on the update's input, in train mode
+        self.quantized = False  # a 4-bit base weight (set by the model): PEFT's bnb order, the update rounded before the add
         self.reset_lora_parameters()
 
     def reset_lora_parameters(self):
@@ -52,8 +53,9 @@ class LoraLinear(nn.Module):
         result = self.base_layer(x, *args, **kwargs)
         result_dtype = result.dtype
         x = x.to(self.lora_A.weight.dtype)
-        result = result + self.lora_B(self.lora_A(self.lora_dropout(x))) * self.scaling
-        return result.to(result_dtype)
+        update = self.lora_B(self.lora_A(self.lora_dropout(x))) * self.scaling
+        if self.quantized: return result + update.to(result_dtype)  # PEFT's lora.bnb.Linear4bit: rounded, then added
+        return (result + update).to(result_dtype)                     # PEFT's lora.Linear: added in float32, then rounded
 
     def delta_weight(self) -> torch.Tensor:
         "The update to the base weight, in the base weight's layout (`[out, in]`, or `[in, out]` for Conv1D)."

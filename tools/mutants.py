@@ -383,4 +383,35 @@ MUTANTS = [
              "                    self.scaler.unscale_(self.optimizer)\n",
          notebooks=["nbs/05_trainer.ipynb"],
          sees="HostOffloadAdamW + float16 on a GPU: GradScaler reads inv_scale/found_inf before their copies land (overflow missed)"),
+
+    # issue 22: a real model (SmolLM2-135M-Instruct from a GGUF file)
+    dict(name="lora-4bit-order", file="lema/lora.py",
+         old="        if self.quantized: return result + update.to(result_dtype)  # PEFT's lora.bnb.Linear4bit: rounded, then added\n",
+         new="",
+         notebooks=["nbs/01a_quant.ipynb", "nbs/real_model.ipynb"],
+         sees="NF4 models of bfloat16 checkpoints (most of the hub) train 0.4% away from PEFT QLoRA from the first step"),
+
+    dict(name="side-files-no-templates", file="lema/gbi.py",
+         old="            if n.startswith(\".\") or n.endswith(_WEIGHT_SUFFIXES) or (rel/n).as_posix() in skip: continue",
+         new="            if n.startswith(\".\") or n.endswith(_WEIGHT_SUFFIXES + (\".jinja\",)) or (rel/n).as_posix() in skip: continue",
+         notebooks=["nbs/01_gbi.ipynb", "nbs/real_model.ipynb"],
+         sees="a merged or quantized instruct model loses its chat template: every chat prompt a deployment formats is wrong"),
+
+    dict(name="gguf-cache-no-mtime", file="lema/gguf.py",
+         old="    return hashlib.sha256(f\"{src}\\0{st.st_size}\\0{st.st_mtime_ns}\".encode()).hexdigest()[:12]",
+         new="    return hashlib.sha256(f\"{src}\\0{st.st_size}\".encode()).hexdigest()[:12]",
+         notebooks=["nbs/01d_gguf.ipynb"],
+         sees="a .gguf file replaced by another of the same size keeps training the old model from the cache"),
+
+    dict(name="gguf-cache-no-lock", file="lema/gguf.py",
+         old="        fcntl.flock(lock, fcntl.LOCK_EX)",
+         new="        pass",
+         notebooks=["nbs/01d_gguf.ipynb"],
+         sees="two notebooks (or torchrun ranks) converting the same .gguf at once delete each other's half-written copy"),
+
+    dict(name="eval-data-ignored", file="lema/dataset.py",
+         old="    if eval_convs is not None:  # a held-out set of its own: every conversation of `convs` trains",
+         new="    if False:",
+         notebooks=["nbs/06a_dataset.ipynb", "nbs/07_cli.ipynb"],
+         sees="eval_data_path is read but not used: the held-out loss is measured on a random tenth of the training set"),
 ]
