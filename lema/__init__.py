@@ -12,7 +12,14 @@ __version__ = "0.1.0"
 from .config import (LemaConfig, MemoryStrategy, LemaError, ConfigurationError, GBIError, UnsupportedModelError,
                          InputError, AdapterError, CheckpointError, MissingDependencyError)
 from .gbi import GlobalBinaryIndex, prepare_monolithic_safetensors, break_shared_weights
+from . import quant  # builds on the index: GlobalBinaryIndex then reads and writes bitsandbytes 4-bit (notebook 01a)
 from .trainer import LemaTrainer
-from .model import LemaModel, PeftCheckpointCallback
+from .model import LemaModel
 from .merge import merge_adapter  # also gives LemaModel its `merge_and_save`
 from .hub import resolve_model_dir
+
+def __getattr__(name):  # PEP 562: names whose import is heavy are imported when first asked for
+    if name == "PeftCheckpointCallback":  # its base class brings transformers' Trainer and peft
+        from lema.model import PeftCheckpointCallback
+        return PeftCheckpointCallback
+    raise AttributeError(f"module 'lema' has no attribute {name!r}")

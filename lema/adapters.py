@@ -19,7 +19,7 @@ from .hub import resolve_model_dir
 from .distributed import broadcast_from_main, check_same_everywhere, rank_device, setup_distributed
 from .quant import dequantize, quant_parts, require_bitsandbytes
 from .memory import ActivationOffloader, LayerStreamer, bind_parameters, held_bytes
-from .lora import LoraParam, apply_lora, apply_lora_params, matches_target
+from .lora import LoraParam, apply_lora, apply_lora_params, matches_target, quiet_peft
 from .loss import chunked_causal_lm_loss
 
 # %% auto #0
@@ -66,7 +66,8 @@ def get_adapter(hf_config, model: nn.Module|None=None) -> ModelAdapter:
     if getattr(text, "output_router_logits", False):  # the router's auxiliary loss needs the router logits' graph across layers
         raise UnsupportedModelError(f"{mt}: output_router_logits=True (the router's auxiliary loss) is not supported: LEMA trains "
                                     "LoRA with the router frozen and no auxiliary loss; set output_router_logits=False in the config")
-    from peft.utils.constants import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING as PEFT_TARGETS
+    with quiet_peft():  # PEFT's default targets per architecture; peft imported quietly (notebook 03)
+        from peft.utils.constants import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING as PEFT_TARGETS
     linears = sorted({k.rpartition(".")[2] for k, m in layer0.named_modules() if isinstance(m, nn.Linear) or type(m).__name__ == "Conv1D"})
     plain = model.get_output_embeddings() is not None and not any(getattr(text, k, None) for k in _SCALED_HEADS)
     return ModelAdapter(mt, lists[0], tuple(PEFT_TARGETS.get(mt) or linears),
@@ -470,11 +471,10 @@ def outputs(self: StreamedCausalLM, input_ids, attention_mask=None, labels=None,
         return self.hf(input_ids=ids, attention_mask=mv(attention_mask), labels=mv(labels), use_cache=False, **kw)
     hidden = self.hf.base_model(input_ids=ids, attention_mask=mv(attention_mask), use_cache=False).last_hidden_state
     head = self.hf.get_output_embeddings()
-    loss = chunked_causal_lm_loss(hidden, head, mv(labels), c.loss_chunk_size, num_items_in_batch,  # never the whole logits
-                                  grad_scale=grad_scale)
-    logits = None
-    if c.return_logits if return_logits is None else return_logits:
-        with torch.no_grad(): logits = head(hidden.detach())  # for the caller only: no graph over the vocabulary
+    want = c.return_logits if return_logits is None else return_logits  # the logits the loss computes, chunk by chunk
+    out = chunked_causal_lm_loss(hidden, head, mv(labels), c.loss_chunk_size, num_items_in_batch,  # never the whole logits
+                                 grad_scale=grad_scale, return_logits=want)                      # ... unless asked for
+    loss, logits = out if want else (out, None)
     return LemaLossOutput(loss, logits)
 
 @patch

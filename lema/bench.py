@@ -140,7 +140,8 @@ def _lema_trainee(path, cfg, targets, params=None):
                     learning_rate=1e-4, optimizer_offload=cfg["optimizer_offload"], loss_chunk_size=cfg["loss_chunk_size"])
     model = LemaModel(lc).initialize_lora(seed=0)
     trainer = model.get_trainer()  # AdamW, on the host with `optimizer_offload`
-    step = lambda x: trainer.train_step(x, labels=x, return_logits=False)[1]  # as `fit` does: no logits beside the loss
+    # as `fit` does: no logits beside the loss; `-logits` runs: the seed's call `logits, loss = train_step(x, labels=x)`
+    step = lambda x: trainer.train_step(x, labels=x, return_logits=cfg["return_logits"])[1]
     step.streamer = model.streamer  # its counters: bytes moved
     return step
 
@@ -228,7 +229,8 @@ def _child():
 # %% ../nbs/08_bench.ipynb #cbccf9ad
 DEFAULTS = dict(shape="tiny", model=None, trainer="lema", strategy="streaming", gradient_checkpointing=True, device="cpu",
                 dtype="float32", seq=256, batch=1, rank=16, warmup=1, steps=3, threads=1, memory_cap_gb=None, budget_gb=None, optimizer_offload=False, profile=False,
-                loss_chunk_size=256, new_tokens=32)  # new_tokens: trainer="generate" (tokens/s of LemaModel.generate)
+                loss_chunk_size=256, new_tokens=32,  # new_tokens: trainer="generate" (tokens/s of LemaModel.generate)
+                return_logits=False)  # LEMA: also the logits, as the seed's `logits, loss = trainer.train_step(x, labels=x)`
 
 def run_config(timeout=3600, **kw) -> dict:
     "Measure one configuration in a child process; a dict of the configuration and its results."
@@ -349,7 +351,8 @@ def compare(shape, seq=256, device="cpu", dtype="float32", trainers=("peft", "pe
             if t.startswith("qlora") and shape == _base(shape): raise ValueError(f"{t!r} needs a 4-bit shape ({shape}-nf4)")
             opts = dict(trainer="peft", gradient_checkpointing=t.endswith("-gc")) if t.startswith(("peft", "qlora")) else \
                    dict(trainer="lema", strategy="resident" if t == "lema-resident" else "streaming", gradient_checkpointing="-nogc" not in t,
-                        optimizer_offload=t == "lema-offload", loss_chunk_size=None if t.endswith("-hfloss") else 256)
+                        optimizer_offload=t == "lema-offload", loss_chunk_size=None if t.endswith("-hfloss") else 256,
+                        return_logits=t.endswith("-logits"))
             rows.append(dict(run=t, round=rnd, **run_config(shape=shape, seq=seq, device=device, dtype=dtype, **opts, **kw)))
     raw = pd.DataFrame(rows)
     df = _summary(raw, trainers)

@@ -14,10 +14,11 @@ from .gbi import prepare_monolithic_safetensors, save_tiny_model
 from .model import LemaModel
 from .dataset import get_tokenizer, load_data, load_texts, make_dataloaders, train_bpe_tokenizer
 from .hub import _REPO_ID, resolve_model_dir
+from .lora import quiet_peft
 
 # %% auto #0
 __all__ = ['SMOLLM2', 'SMOLLM2_GGUF', 'latest_checkpoint', 'run_training', 'answers', 'side_by_side', 'default_model',
-           'default_config', 'check_adapter_in_peft', 'default_run', 'load_train_config', 'main']
+           'default_config', 'check_adapter_in_peft', 'default_run', 'load_train_config', 'config_field_docs', 'main']
 
 # %% ../nbs/07_cli.ipynb #676ad0f5
 def latest_checkpoint(output_dir) -> Path|None:
@@ -148,9 +149,11 @@ def default_config(output_dir="output", steps: int|None=None, device=None,
 
 def check_adapter_in_peft(model, adapter_dir, atol: float=1e-4) -> float:
     "Load `adapter_dir` with `PeftModel.from_pretrained` on the base model; `AdapterError` unless PEFT gives `model`'s logits."
-    from peft import PeftModel
     from transformers import AutoModelForCausalLM
-    peft = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(model.config.model_name_or_path), adapter_dir)
+    base = AutoModelForCausalLM.from_pretrained(model.config.model_name_or_path)
+    with quiet_peft():  # peft's import and wrap without their notices (notebook 03)
+        from peft import PeftModel
+        peft = PeftModel.from_pretrained(base, adapter_dir)
     x = torch.arange(32).view(1, 32) % model.hf_config.vocab_size
     with torch.no_grad(): diff = (peft(x).logits.float() - model(x).float().cpu()).abs().max().item()
     if not diff <= atol:  # (NaN too)
@@ -171,13 +174,14 @@ def default_run(output_dir="output", steps: int|None=None, device=None, verbose=
     return hist
 
 # %% ../nbs/07_cli.ipynb #7c96082d
-def load_train_config(path, **overrides) -> LemaConfig:
-    "A `LemaConfig` from YAML for `lema train`; one `ConfigurationError` lists every problem."
+def load_train_config(path=None, **overrides) -> LemaConfig:
+    "A `LemaConfig` for `lema train`: YAML (None: flags only), `overrides` win; one `ConfigurationError` lists all."
     import yaml
-    p, problems = Path(path), []
-    if not p.is_file(): raise ConfigurationError(f"no config file at {p}")
-    try: raw = yaml.safe_load(p.read_text()) or {}
-    except yaml.YAMLError as e: raise ConfigurationError(f"{p} is not valid YAML: {e}") from None
+    p, problems, raw = None if path is None else Path(path), [], {}
+    if p is not None and not p.is_file(): raise ConfigurationError(f"no config file at {p}")
+    if p is not None:
+        try: raw = yaml.safe_load(p.read_text()) or {}
+        except yaml.YAMLError as e: raise ConfigurationError(f"{p} is not valid YAML: {e}") from None
     raw = {**raw, **overrides} if isinstance(raw, dict) else raw
     try: cfg = LemaConfig.from_dict(raw)
     except ConfigurationError as e: problems, cfg = list(e.problems), None
@@ -189,52 +193,142 @@ def load_train_config(path, **overrides) -> LemaConfig:
     dp = d.get("data_path")
     if isinstance(dp, str) and Path(dp).suffix in (".txt", ".json", ".jsonl") and not Path(dp).is_file():
         problems.append(f"`data_path` {dp!r}: no such file")
-    if problems: raise ConfigurationError(f"{p}: invalid training config:\n  - " + "\n  - ".join(problems), problems)
+    if problems:
+        where = p if p is not None else "the command line"
+        raise ConfigurationError(f"{where}: invalid training config:\n  - " + "\n  - ".join(problems), problems)
     return cfg
 
 # %% ../nbs/07_cli.ipynb #c4a6269c
+_NONE = ("none", "null")  # what a flag of an optional field says for None
+
+def config_field_docs() -> dict[str, str]:
+    "Each `LemaConfig` field's one-line doc: its comment in the class source (with the comment lines continuing it)."
+    import ast, inspect, io, tokenize
+    try: lines = Path(inspect.getsourcefile(LemaConfig)).read_text().splitlines()
+    except (OSError, TypeError): return {}  # no source (a frozen install): the flags without their docs
+    start = next(k for k, l in enumerate(lines) if l.startswith("class LemaConfig"))  # (inspect.getsource would parse
+    end = next((k for k in range(start + 1, len(lines)) if lines[k][:1].strip()), len(lines))  # the whole file: slow)
+    lines = lines[start:end]; src = "\n".join(lines)
+    notes = {t.start[0]: (t.start[1], t.string.lstrip("#").strip())
+             for t in tokenize.generate_tokens(io.StringIO(src).readline) if t.type == tokenize.COMMENT}
+    docs = {}
+    for node in ast.parse(src).body[0].body:
+        if not (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)): continue
+        said, n = [notes[i][1] for i in range(node.lineno, node.end_lineno + 1) if i in notes], node.end_lineno + 1
+        while n in notes and lines[n - 1].lstrip().startswith("#") and notes[n][0] > node.col_offset:  # continued
+            said.append(notes[n][1]); n += 1
+        docs[node.target.id] = " ".join(said)
+    return docs
+
+def _flag_spec(f) -> dict:
+    "argparse's keywords for the flag of `LemaConfig` field `f`, from its annotation (`int|None`, `list[str]|None`...)."
+    from lema.config import MemoryStrategy
+    parts = [p.strip() for p in str(f.type).split("|")]
+    optional, base = "None" in parts, next(p for p in parts if p != "None")
+    def parse(conv, what):
+        def p(s):
+            if optional and s.lower() in _NONE: return None
+            try: return conv(s)
+            except (KeyError, ValueError): raise argparse.ArgumentTypeError(
+                f"expected {what}{' or none' if optional else ''}, got {s!r}") from None
+        return p
+    if base == "bool":
+        truth = dict(true=True, yes=True, on=True, false=False, no=False, off=False, **{"1": True, "0": False})
+        return dict(type=parse(lambda s: truth[s.lower()], "true or false"), nargs="?", const=True, metavar="BOOL")
+    if base == "int": return dict(type=parse(int, "an integer"), metavar="N")
+    if base == "float": return dict(type=parse(float, "a number"), metavar="X")
+    if base.startswith("list"): return dict(nargs="+", metavar="NAME")  # `--lora_target_modules q_proj v_proj`
+    if "MemoryStrategy" in base: return dict(choices=[s.value for s in MemoryStrategy])
+    return dict(type=parse(str, "a string"), metavar="STR")
+
+def _field_flags(a: argparse.Namespace) -> dict:
+    "The `LemaConfig` fields given as flags (absent flags are absent: the YAML or the defaults decide)."
+    from dataclasses import fields
+    over = {f.name: getattr(a, f.name) for f in fields(LemaConfig) if hasattr(a, f.name)}
+    for k, v in over.items():
+        if isinstance(v, list) and len(v) == 1 and v[0].lower() in _NONE: over[k] = None  # `--lora_target_modules none`
+    return over
+
 def _parser():
-    p = argparse.ArgumentParser(prog="lema", description="LEMA: LoRA fine-tuning with layers streamed from the safetensors checkpoint.")
+    from dataclasses import MISSING, fields
+    from lema.config import MemoryStrategy
+    p = argparse.ArgumentParser(
+        prog="lema", description="LEMA: LoRA fine-tuning with layers streamed from the safetensors checkpoint.")
     sub = p.add_subparsers(dest="cmd", required=True)
-    t = sub.add_parser("train", help="fine-tune (no config: the built-in default on bundled text)")
-    t.add_argument("config", nargs="?", help="YAML file of LemaConfig fields (omit for the built-in default)")
+    t = sub.add_parser("train", allow_abbrev=False, help="fine-tune (no config: the built-in default on bundled text)",
+                       usage="lema train [CONFIG.yaml] [--FIELD VALUE ...] [--resume] [--tiny]",
+                       description="Fine-tune with LoRA: a YAML file of LemaConfig fields, the same fields as flags "
+                                   "(which override the YAML), or neither: the built-in default run.")
+    t.add_argument("config", nargs="?", help="YAML file of LemaConfig fields (omit for the built-in default, or give "
+                                             "--model_name_or_path and the other fields as flags)")
     t.add_argument("--resume", action="store_true", help="continue from the newest checkpoint-N in output_dir")
-    t.add_argument("--steps", type=int, default=None, help="optimizer steps (overrides max_steps; default run: 30)")
-    t.add_argument("--tiny", action="store_true", help="default run: a tiny random model on the sonnets (seconds, no download)")
-    t.add_argument("--output-dir", default=None, help="where checkpoints, the adapter and the history go (default run: output)")
-    t.add_argument("--device", default=None, help="cpu or cuda (overrides the config)")
-    b = sub.add_parser("bench", help="PEFT vs LEMA step time and peak memory, each run in its own process")
-    b.add_argument("--shape", default="smollm2-135m", help="a lema.bench.SHAPES name: tiny, smollm2-135m, llama-3.2-1b, llama-3.1-8b, ...")
+    t.add_argument("--tiny", action="store_true",
+                   help="default run: a tiny random model on the sonnets (seconds, no download)")
+    g = t.add_argument_group("LemaConfig fields", "each overrides the YAML's value; a bool takes true or false, a list "
+                                                  "several values, an optional field none")
+    docs, alias = config_field_docs(), {"max_steps": ["--steps"], "output_dir": ["--output-dir"]}  # the flags of old
+    for f in fields(LemaConfig):
+        default = f.default if f.default_factory is MISSING else "cuda if available, else cpu"  # (device: a factory)
+        default = default.value if isinstance(default, MemoryStrategy) else default
+        g.add_argument(f"--{f.name}", *alias.get(f.name, []), default=argparse.SUPPRESS, **_flag_spec(f),
+                       help=f"{docs.get(f.name, '')} (default: {default})".replace("%", "%%"))
+    b = sub.add_parser("bench", allow_abbrev=False,
+                       help="PEFT vs LEMA step time and peak memory, each run in its own process")
+    b.add_argument("--shape", default="smollm2-135m",
+                   help="a lema.bench.SHAPES name: tiny, smollm2-135m, llama-3.2-1b, llama-3.1-8b, ...")
     b.add_argument("--seq", type=int, default=256, help="sequence length")
     b.add_argument("--runs", default="peft,peft-gc,lema", help="comma-separated: peft, peft-gc, lema, lema-resident")
     b.add_argument("--device", default="cpu"); b.add_argument("--dtype", default="float32")
     b.add_argument("--steps", type=int, default=3, help="timed steps (after one warm-up)")
-    b.add_argument("--rounds", type=int, default=1, help="interleaved rounds (A B C, A B C, ...): medians and min-max of the rounds")
+    b.add_argument("--rounds", type=int, default=1,
+                   help="interleaved rounds (A B C, A B C, ...): medians and min-max of the rounds")
     b.add_argument("--threads", type=int, default=1, help="torch threads per process")
     b.add_argument("--memory-cap-gb", type=float, default=None, help="emulate a smaller GPU")
     b.add_argument("--csv", default=None, help="also write the table here")
-    c = sub.add_parser("convert", help="a (sharded) safetensors checkpoint or a .gguf file as one safetensors model; "
-                                       "--quantize: as a bitsandbytes 4-bit model")
+    c = sub.add_parser("convert", allow_abbrev=False,
+                       help="a (sharded) safetensors checkpoint or a .gguf file as one safetensors model; "
+                            "--quantize: as a bitsandbytes 4-bit model")
     c.add_argument("src", help="model directory, .safetensors file, model.safetensors.index.json, or a .gguf file")
     c.add_argument("out", help="output directory (or .safetensors path)")
-    c.add_argument("--quantize", default=None, help="nf4 or fp4: the linear weights in bitsandbytes 4-bit, as transformers saves them")
-    c.add_argument("--no-double-quant", dest="double_quant", action="store_false", help="4-bit: keep the absmax in float32")
-    m = sub.add_parser("merge", help="write base + LoRA adapter as one full safetensors model (what serving stacks load)")
+    c.add_argument("--quantize", default=None,
+                   help="nf4 or fp4: the linear weights in bitsandbytes 4-bit, as transformers saves them")
+    c.add_argument("--no-double-quant", dest="double_quant", action="store_false",
+                   help="4-bit: keep the absmax in float32")
+    m = sub.add_parser("merge", allow_abbrev=False,
+                       help="write base + LoRA adapter as one full safetensors model (what serving stacks load)")
     m.add_argument("adapter", help="the LoRA adapter directory (PEFT's format, as `lema train` saves it)")
     m.add_argument("out", help="the new model directory")
-    m.add_argument("--base", default=None, help="the base model directory (default: the adapter's base_model_name_or_path)")
+    m.add_argument("--base", default=None,
+                   help="the base model directory (default: the adapter's base_model_name_or_path)")
     m.add_argument("--overwrite", action="store_true", help="replace OUT if it exists and is not empty")
-    m.add_argument("--max-shard-size", default="5GB", help="shards of at most this size, as transformers writes them (e.g. 5GB, 500MB)")
+    m.add_argument("--max-shard-size", default="5GB",
+                   help="shards of at most this size, as transformers writes them (e.g. 5GB, 500MB)")
+    p.commands = dict(train=t, bench=b, convert=c, merge=m)
     return p
+
+def _unknown(p, cmd: str, rest: list[str]):
+    "Exit 2 naming the first argument the command does not take, and for a flag the nearest one it does (difflib)."
+    import difflib
+    sub = p.commands.get(cmd, p)
+    flag = next((r for r in rest if r.startswith("-")), None)
+    if flag is None: sub.error(f"unrecognized arguments: {' '.join(rest)}")
+    name = flag.split("=", 1)[0]
+    known = [o for act in sub._actions for o in act.option_strings if o.startswith("--")]
+    snake = "--" + name.lstrip("-").replace("-", "_")  # `--lora-rank`: `--lora_rank`
+    near = [snake] if snake in known else difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    sub.error(f"unknown flag {name}" + (f": did you mean {near[0]}?" if near else f" (`lema {cmd} --help` lists them)"))
 
 def main(argv=None):
     "Entry point of the `lema` command."
-    a = _parser().parse_args(argv)
+    p = _parser()
+    a, rest = p.parse_known_args(argv)
+    if rest: _unknown(p, a.cmd, rest)
     try:
         if a.cmd == "convert" and str(a.src).endswith(".gguf"):  # transformers' GGUF reader (notebook 01d)
             from lema.gguf import convert_gguf
             print(convert_gguf(a.src, a.out, quantize=a.quantize, double_quant=a.double_quant))
-        elif a.cmd == "convert": print(prepare_monolithic_safetensors(a.src, a.out, quantize=a.quantize, double_quant=a.double_quant))
+        elif a.cmd == "convert":
+            print(prepare_monolithic_safetensors(a.src, a.out, quantize=a.quantize, double_quant=a.double_quant))
         elif a.cmd == "merge":
             from lema.merge import merge_adapter  # notebook 06b
             print(merge_adapter(a.adapter, a.out, base=a.base, max_shard_size=a.max_shard_size, overwrite=a.overwrite))
@@ -242,15 +336,18 @@ def main(argv=None):
             from lema.bench import compare  # the harness (notebook 08) measures; the CLI only forwards
             df = compare(a.shape, seq=a.seq, device=a.device, dtype=a.dtype, trainers=tuple(a.runs.split(",")),
                          steps=a.steps, threads=a.threads, memory_cap_gb=a.memory_cap_gb, rounds=a.rounds)
-            cols = [c for c in ("run", "status", "sec_per_step", "tokens_per_s", "peak_device_gb", "peak_rss_gb", "peak_anon_gb",
-                                "peak_file_gb", "floor_s", "time_vs_peft_same_gc", "time_vs_peft_same_gc_min", "time_vs_peft_same_gc_max",
-                                "time_vs_peft_same_gc_verdict", "time_vs_floor", "error") if c in df]
+            vs = [f"time_vs_peft_same_gc{s}" for s in ("", "_min", "_max", "_verdict")]
+            cols = [c for c in ("run", "status", "sec_per_step", "tokens_per_s", "peak_device_gb", "peak_rss_gb",
+                                "peak_anon_gb", "peak_file_gb", "floor_s", *vs, "time_vs_floor", "error") if c in df]
             print(df[cols].to_string(index=False))
             if a.csv: df.to_csv(a.csv, index=False)
         elif a.cmd == "train":
-            over = {k: v for k, v in (("max_steps", a.steps), ("output_dir", a.output_dir), ("device", a.device)) if v is not None}
-            if a.config: run_training(load_train_config(a.config, **over), resume=a.resume)
-            else:
+            over = _field_flags(a)  # the fields given as flags: they override the YAML
+            if a.config or "model_name_or_path" in over:  # a run of its own: the YAML and/or the flags
+                if a.tiny: raise ConfigurationError("--tiny is the built-in default's tiny model: not with a config or "
+                                                    "--model_name_or_path")
+                run_training(load_train_config(a.config, **over), resume=a.resume)
+            else:  # the built-in default, the flags applied to it
                 out, steps = over.pop("output_dir", "output"), over.pop("max_steps", None)
                 if not a.resume: default_run(out, steps, tiny=a.tiny, **over)
                 else: run_training(default_config(out, steps, tiny=a.tiny, **over), resume=True)

@@ -71,7 +71,7 @@ class LemaConfig:
     ram_buffer_size: int|None = None     # deprecated, ignored: one pinned staging buffer per device slot (`vram_buffer_size`)
     vram_buffer_size: int = 2            # device slots (layers on the device at once; >=2 overlaps copy and compute)
     device_budget_gb: float|None = None  # decoder layers that fit this many GB stay on the device, never streamed
-    use_lora: bool = True                # train LoRA adapters (the only trainable parameters)
+    use_lora: bool = True                # train LoRA adapters, the only trainable parameters (false is refused)
     lora_rank: int = 16                  # LoRA rank r
     lora_alpha: float = 32               # LoRA alpha; scaling = alpha / r
     lora_dropout: float = 0.0            # dropout on the LoRA update's input in training (PEFT's; recipes use 0.05-0.1)
@@ -172,6 +172,8 @@ def _problems(c: LemaConfig) -> list[str]:
         v = getattr(c, n)
         if v is not None and not isinstance(v, (str, os.PathLike)): p.append(f"`{n}` should be a string or None, got {v!r}")
     if c.loss_chunk_size is not None: pos_int("loss_chunk_size")
+    if c.use_lora is False:  # the frozen base streams from the checkpoint: LoRA adapters are all there is to train
+        p.append("`use_lora` is false, but LEMA trains LoRA adapters only (the base weights stream, frozen): keep it true")
     if c.offload_activations is True and c.gradient_checkpointing is False:
         p.append("`offload_activations` moves the layer inputs kept for recomputation: it needs `gradient_checkpointing=True`")
     for n in ("use_lora", "gradient_checkpointing", "optimizer_offload", "return_logits", "embedding_on_host", "offload_activations"):

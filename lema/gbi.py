@@ -14,7 +14,6 @@ from safetensors import safe_open
 from tqdm.auto import tqdm
 from .config import ConfigurationError, GBIError
 from .moe import FusedTensor, checkpoint_conversions
-from .quant import QUANT_TYPES, bnb_quantization_config, find_quantized, quant_parts, quantizable, quantization_of, quantized_items
 
 # %% auto #0
 __all__ = ['TensorInfo', 'ByteRange', 'GlobalBinaryIndex', 'expected_tensors', 'tiny_config', 'save_tiny_model',
@@ -129,13 +128,19 @@ class GlobalBinaryIndex:
         self.aliases: dict[str, str] = {}  # tied or renamed (transformers' conversion) name -> stored name
         self.renamed: dict[str, str] = {}  # the module's name -> the checkpoint's, where transformers renames at load time
         self.fused: dict[str, FusedTensor] = {}  # expert stacks transformers assembles from per-expert tensors (notebook 01c)
-        self.quant = find_quantized(self)  # bitsandbytes 4-bit weights: packed weight name -> QuantSpec (notebook 01a)
         if config is None and (self.root/"config.json").is_file():
             from transformers import AutoConfig
             config = AutoConfig.from_pretrained(self.root)
         self.config = config
+        self.quant, self._quant_states = self._find_quantized(config)  # packed weight -> its spec; their states
         if config is not None: self._check_against(config)
         self._find_layers()
+
+    # packed weights: a plain index knows none; `lema.quant` (notebook 01a, which `import lema` loads) builds on the
+    # index and teaches it bitsandbytes 4-bit checkpoints (reading them here, writing them for `quantize=`)
+    def _find_quantized(self, config) -> tuple[dict, set]: return {}, set()
+    def _quantize_checkpoint(self, out, quant_type, double_quant, progress):
+        raise ConfigurationError(f"quantize={quant_type!r}: writing 4-bit checkpoints is lema.quant's (notebook 01a)")
 
     def __repr__(self): return f"GlobalBinaryIndex({self.path}: {len(self.tensors)} tensors in {len(self.files)} file(s), {self.num_layers} layers)"
     def __len__(self): return len(self.tensors)
@@ -252,12 +257,11 @@ def expected_tensors(config, model=None) -> tuple[dict[str, tuple], dict[str, st
 @patch
 def _check_against(self: GlobalBinaryIndex, config):
     "Resolve tied names and check every expected tensor's presence and shape; one `GBIError` lists all problems."
-    qc = quantization_of(config)  # a quantization LEMA cannot stream is named here
     model = _meta_causal_lm(config)
     shapes, tied = expected_tensors(config, model)
-    parts = quant_parts(self.quant)  # transformers' renames and expert merges (notebook 01c), on the unquantized tensors
+    packed = self._quant_states | set(self.quant)  # transformers' renames and expert merges (notebook 01c): on the rest
     self.renamed, self.fused = checkpoint_conversions(model, {n: (t.dtype, t.shape) for n, t in self.tensors.items()
-                                                              if n not in parts and n not in self.quant})
+                                                              if n not in packed})
     self.aliases.update(self.renamed)
     problems = []
     for tgt, src in tied.items():
@@ -271,13 +275,10 @@ def _check_against(self: GlobalBinaryIndex, config):
         elif n in self.quant:
             if self.quant[n].shape != shape:
                 problems.append(f"tensor {n!r}: expected shape {list(shape)} from the config, its quant state says {list(self.quant[n].shape)}")
-        elif qc and self.locate(n).dtype == torch.uint8 and len(self.locate(n).shape) == 2 and self.locate(n).shape[1] == 1:
-            problems.append(f"tensor {n!r} is packed 4-bit ({list(self.locate(n).shape)} uint8) but its quant state "
-                            f"{n}.quant_state.bitsandbytes__{qc.get('bnb_4bit_quant_type', 'fp4')} is missing")
         elif tuple(self.locate(n).shape) != shape:
             problems.append(f"tensor {n!r}: expected shape {list(shape)} from the config, found {list(self.locate(n).shape)}")
     if problems: raise GBIError(f"{self.path} does not fit its {type(config).__name__}:\n  - " + "\n  - ".join(problems))
-    self.unexpected = sorted(set(self.tensors) - set(shapes) - set(tied) - quant_parts(self.quant) - self._converted())
+    self.unexpected = sorted(set(self.tensors) - set(shapes) - set(tied) - self._quant_states - self._converted())
 
 # %% ../nbs/01_gbi.ipynb #fd731b92
 def tiny_config(model_type="llama", **kw):
@@ -336,10 +337,8 @@ def prepare_monolithic_safetensors(src, out, progress=True,
                                    double_quant: bool=True,   # 4-bit: quantize the absmax too (bitsandbytes' compress_statistics)
                                   ) -> Path:
     "Rewrite the checkpoint at `src` (file, index or directory) as one safetensors file; `out` is a directory or a `.safetensors` path."
-    if quantize is not None and quantize not in QUANT_TYPES:
-        raise ConfigurationError(f"`quantize` should be one of {list(QUANT_TYPES)} (bitsandbytes 4-bit) or None, got {quantize!r}")
     gbi, out = GlobalBinaryIndex(src), Path(out)
-    if quantize: return _quantize_checkpoint(gbi, out, quantize, double_quant, progress)
+    if quantize is not None: return gbi._quantize_checkpoint(out, quantize, double_quant, progress)  # notebook 01a
     target = out if out.suffix == ".safetensors" else out/"model.safetensors"
     target.parent.mkdir(parents=True, exist_ok=True)
     tied = set(expected_tensors(gbi.config)[1]) if gbi.config is not None else set()
@@ -371,32 +370,6 @@ def _copy_side_files(src: Path, dst: Path, skip=()):
             if n.startswith(".") or n.endswith(_WEIGHT_SUFFIXES) or (rel/n).as_posix() in skip: continue
             (dst/rel).mkdir(parents=True, exist_ok=True)
             shutil.copy2(here/n, dst/rel/n)
-
-def _quantize_checkpoint(gbi, out: Path, quant_type: str, double_quant: bool, progress: bool) -> Path:
-    "Write `gbi`'s model into the new directory `out` with its linear weights in bitsandbytes 4-bit, one tensor at a time."
-    import copy
-    from lema.lora import atomic_directory
-    if gbi.config is None: raise GBIError(f"{gbi.root}: no config.json beside the checkpoint (quantizing needs the model's config)")
-    if gbi.quant or getattr(gbi.config, "quantization_config", None):
-        raise ConfigurationError(f"{gbi.path} is already quantized (quantization_config in its config.json)")
-    if out.suffix == ".safetensors": raise ConfigurationError(f"`out` should be a directory when quantizing, got {out}")
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise ConfigurationError(f"{out} exists and is not an empty directory: quantize into a new one (nothing is overwritten)")
-    targets, tied = set(quantizable(gbi.config)), set(expected_tensors(gbi.config)[1])
-    items = []
-    for n in (n for n in gbi.keys() if n not in tied):
-        i = gbi.locate(n)
-        if n in targets: items += quantized_items(n, i.shape, i.dtype, _reader(gbi, n, as_tensor=True), quant_type, double_quant)
-        else: items.append((n, i.dtype, i.shape, _reader(gbi, n)))
-    items.sort(key=lambda it: _natural_key(it[0]))  # a weight's quant state right after it
-    dtypes = {gbi.locate(n).dtype for n in targets}
-    config = copy.deepcopy(gbi.config)
-    config.quantization_config = bnb_quantization_config(quant_type, double_quant, dtypes.pop() if len(dtypes) == 1 else torch.float32)
-    with atomic_directory(out) as tmp:  # a failed or killed conversion leaves no half-written `out`
-        _write_safetensors(tmp/"model.safetensors", items, progress=progress, desc=f"lema convert --quantize {quant_type}")
-        _copy_side_files(gbi.root, tmp, skip=("config.json",))
-        config.save_pretrained(tmp)
-    return out/"model.safetensors"
 
 # %% ../nbs/01_gbi.ipynb #585179df
 def break_shared_weights(model: torch.nn.Module) -> torch.nn.Module:

@@ -6,7 +6,7 @@ Docs: https://lema-dev.github.io/lema/lora.html.md"""
 
 # %% ../nbs/03_lora.ipynb #c65e33b6
 from __future__ import annotations
-import json, math, os, re, shutil, tempfile
+import json, logging, math, os, re, shutil, tempfile, warnings
 from contextlib import contextmanager
 from pathlib import Path
 import torch
@@ -17,7 +17,7 @@ from .config import AdapterError, ConfigurationError
 # %% auto #0
 __all__ = ['ADAPTER_CONFIG', 'ADAPTER_WEIGHTS', 'PEFT_PREFIX', 'lora_scaling', 'LoraLinear', 'matches_target', 'apply_lora',
            'LoraParam', 'apply_lora_params', 'recover_directory', 'atomic_directory', 'write_adapter', 'save_adapter',
-           'read_adapter_config', 'load_adapter_weights']
+           'quiet_peft', 'read_adapter_config', 'load_adapter_weights']
 
 # %% ../nbs/03_lora.ipynb #06801c5c
 def _features(base: nn.Module) -> tuple[int, int]:
@@ -182,7 +182,7 @@ ADAPTER_CONFIG, ADAPTER_WEIGHTS, PEFT_PREFIX = "adapter_config.json", "adapter_m
 
 def write_adapter(directory, loras: dict[str, LoraLinear], base_model_name_or_path=None, fan_in_fan_out=False, targets=None):
     "Write `loras` as PEFT's two adapter files into the existing `directory` (no atomicity: see `save_adapter`)."
-    from peft import LoraConfig
+    with quiet_peft(): from peft import LoraConfig  # (below)
     first = next(iter(loras.values()))
     params = sorted({m.target for m in loras.values() if isinstance(m, LoraParam)})  # PEFT's target_parameters
     loras_lin = {n: m for n, m in loras.items() if not isinstance(m, LoraParam)}
@@ -206,6 +206,20 @@ def save_adapter(path, loras: dict[str, LoraLinear], base_model_name_or_path=Non
         write_adapter(tmp, loras, base_model_name_or_path, fan_in_fan_out, targets)
         if extra is not None: extra(tmp)
     return Path(path)
+
+# %% ../nbs/03_lora.ipynb #dc391619
+_BNB_CPU_LOG = "bitsandbytes.backends.cpu.ops"  # logs "Failed to load CPU gemm_4bit_forward ..." on import
+
+@contextmanager
+def quiet_peft():
+    "Import or call PEFT without bitsandbytes' import-time kernel notice and PEFT's own deprecated-API FutureWarning."
+    log = logging.getLogger(_BNB_CPU_LOG)
+    was, log.disabled = log.disabled, True
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", r"`is_gradient_checkpointing` is deprecated", FutureWarning)
+            yield
+    finally: log.disabled = was
 
 # %% ../nbs/03_lora.ipynb #80ae12af
 def read_adapter_config(path) -> dict:

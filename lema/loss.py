@@ -17,14 +17,17 @@ __all__ = ['chunked_causal_lm_loss']
 class _ChunkedCrossEntropy(torch.autograd.Function):
     "Sum of the token cross-entropies of `hidden @ weight.T (+ bias)` over `denom`, a chunk of rows at a time, gradient included."
     @staticmethod
-    def forward(ctx, hidden, weight, bias, targets, chunk_size: int, denom, grad_scale=None):
+    def forward(ctx, hidden, weight, bias, targets, chunk_size: int, denom, grad_scale=None, keep_logits=False):
         total = torch.zeros((), dtype=torch.float32, device=hidden.device)
         grad = torch.empty_like(hidden) if ctx.needs_input_grad[0] else None
+        kept = hidden.new_empty(hidden.shape[0], weight.shape[0]) if keep_logits else None  # the caller's logits, if asked
         factor = None if grad_scale is None else grad_scale / denom  # float32: the scale comes before the compute dtype
         for s in range(0, hidden.shape[0], chunk_size):
             with torch.enable_grad():
                 h = hidden[s:s + chunk_size].detach().requires_grad_(grad is not None)
-                logits = F.linear(h, weight, bias).float()  # (chunk, vocab): the only logits alive
+                chunk_logits = F.linear(h, weight, bias)  # (chunk, vocab), in the compute dtype: the only logits alive
+                if kept is not None: kept[s:s + chunk_size] = chunk_logits.detach()  # kept as computed: no second pass
+                logits = chunk_logits.float()
                 loss = F.cross_entropy(logits, targets[s:s + chunk_size], ignore_index=-100, reduction="sum")
                 # scaled where transformers' mean (and a GradScaler) scale it: in float32, before the compute dtype
                 scaled = loss / denom if factor is None else loss * factor
@@ -34,16 +37,18 @@ class _ChunkedCrossEntropy(torch.autograd.Function):
             total += loss.detach()
         ctx.save_for_backward(grad)
         ctx.grad_scale = grad_scale
-        return total / denom
+        if kept is None: return total / denom
+        ctx.mark_non_differentiable(kept)
+        return total / denom, kept
 
     @staticmethod
-    def backward(ctx, grad_total):
+    def backward(ctx, grad_total, *_):  # (no gradient flows back through the returned logits)
         (grad,) = ctx.saved_tensors
         if ctx.grad_scale is None and grad.dtype == torch.float32: out = grad * grad_total.to(grad.dtype)  # PEFT's bits
         else:  # in float32 (1.0 when the loss was scaled by grad_scale): a scale or a 1/k is never rounded to 16 bits
             factor = grad_total.float() if ctx.grad_scale is None else grad_total.float() / ctx.grad_scale
             out = (grad.float() * factor).to(grad.dtype)
-        return out, None, None, None, None, None, None
+        return out, None, None, None, None, None, None, None
 
 def chunked_causal_lm_loss(hidden: torch.Tensor,  # (batch, seq, hidden): the last hidden states, after the final norm
                            head: nn.Linear,       # the frozen LM head
@@ -51,11 +56,15 @@ def chunked_causal_lm_loss(hidden: torch.Tensor,  # (batch, seq, hidden): the la
                            chunk_size: int=256,   # tokens per chunk: the logits alive at once are chunk_size × vocab
                            num_items_in_batch=None,  # divide the sum by this (an accumulation window's tokens); None: the mean
                            grad_scale=None,       # what the loss is multiplied by before backward (GradScaler's scale)
-                          ) -> torch.Tensor:
-    "transformers' `ForCausalLMLoss` (shift, -100 ignored, float32), computed without ever holding the whole logits."
+                           return_logits: bool=False,  # also the logits (batch, seq, vocab) each chunk computed, detached
+                          ):
+    "transformers' `ForCausalLMLoss` (shift, -100 ignored, float32) without the whole logits; `(loss, logits)` if asked."
     if head.weight.requires_grad or (head.bias is not None and head.bias.requires_grad):
         raise NotImplementedError("chunked_causal_lm_loss gives no gradient to the head: it must be frozen")
     targets = F.pad(labels, (0, 1), value=-100)[..., 1:].reshape(-1).to(hidden.device)   # token t predicts t+1
     denom = (targets != -100).sum() if num_items_in_batch is None else num_items_in_batch  # the mean: NaN with no token
-    return _ChunkedCrossEntropy.apply(hidden.reshape(-1, hidden.shape[-1]), head.weight, head.bias, targets, chunk_size, denom,
-                                      grad_scale)
+    out = _ChunkedCrossEntropy.apply(hidden.reshape(-1, hidden.shape[-1]), head.weight, head.bias, targets, chunk_size,
+                                     denom, grad_scale, return_logits)
+    if not return_logits: return out
+    loss, logits = out
+    return loss, logits.view(*hidden.shape[:-1], -1)  # (batch, seq, vocab)

@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 from fastcore.basics import patch
 from .config import AdapterError, CONFIG_NAME, InputError, LemaConfig
-from .lora import PEFT_PREFIX, read_adapter_config, load_adapter_weights, save_adapter, write_adapter
+from .lora import PEFT_PREFIX, quiet_peft, read_adapter_config, load_adapter_weights, save_adapter, write_adapter
 from .adapters import LemaLossOutput, StreamedCausalLM
 from .quant import quant_parts
 from .trainer import LemaTrainer, HostOffloadAdamW
@@ -195,16 +195,26 @@ def generate(self: LemaModel, input_ids, attention_mask=None, **generate_kwargs)
     finally: self.train(was)
 
 # %% ../nbs/06_model.ipynb #14h00002
-from transformers import TrainerCallback
+def _peft_checkpoint_callback():
+    "`PeftCheckpointCallback`, made on first use: `TrainerCallback` imports transformers' Trainer utilities, and peft."
+    with quiet_peft(): from transformers import TrainerCallback  # (which imports peft: notebook 03)
 
-class PeftCheckpointCallback(TrainerCallback):
-    "Writes the LEMA model's adapter in PEFT's format into every checkpoint transformers' `Trainer` saves (and at the end)."
-    def __init__(self, model: LemaModel): self.model = model
+    class PeftCheckpointCallback(TrainerCallback):
+        "Writes the LEMA model's adapter in PEFT's format into every checkpoint `Trainer` saves (and at the end)."
+        def __init__(self, model: LemaModel): self.model = model
 
-    def on_save(self, args, state, control, **kwargs):  # beside Trainer's files in its checkpoint directory: add, never replace
-        m = self.model
-        write_adapter(Path(args.output_dir)/f"checkpoint-{state.global_step}", m.loras, m.config.model_name_or_path,
-                      m.adapter.fan_in_fan_out, m.targets())
+        def on_save(self, args, state, control, **kwargs):  # beside Trainer's files: add, never replace
+            m = self.model
+            write_adapter(Path(args.output_dir)/f"checkpoint-{state.global_step}", m.loras,
+                          m.config.model_name_or_path, m.adapter.fan_in_fan_out, m.targets())
 
-    def on_train_end(self, args, state, control, **kwargs):
-        self.model.save_pretrained(Path(args.output_dir)/"adapter")
+        def on_train_end(self, args, state, control, **kwargs):
+            self.model.save_pretrained(Path(args.output_dir)/"adapter")
+    PeftCheckpointCallback.__module__, PeftCheckpointCallback.__qualname__ = __name__, "PeftCheckpointCallback"
+    return PeftCheckpointCallback
+
+_all_ = ["PeftCheckpointCallback"]
+def __getattr__(name):  # PEP 562: `lema.model.PeftCheckpointCallback` is made when first asked for, then kept
+    if name != "PeftCheckpointCallback": raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = cls = _peft_checkpoint_callback()
+    return cls

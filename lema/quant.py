@@ -10,7 +10,11 @@ import json, math
 from dataclasses import dataclass
 import torch
 from torch import nn
+from pathlib import Path
+from fastcore.basics import patch
 from .config import ConfigurationError, GBIError, MissingDependencyError, UnsupportedModelError
+from .gbi import (GlobalBinaryIndex, _copy_side_files, _natural_key, _reader, _tensor_bytes, _write_safetensors,
+                      expected_tensors)
 
 # %% auto #0
 __all__ = ['QUANT_TYPES', 'require_bitsandbytes', 'quantization_of', 'QuantSpec', 'find_quantized', 'quant_parts', 'dequantize',
@@ -128,6 +132,18 @@ def quant_parts(specs: dict[str, QuantSpec]) -> set[str]:
     "The names of every tensor that is a quant state (not the packed weights themselves)."
     return {n for s in specs.values() for n in (*s.parts(), s.state_name)}
 
+@patch
+def _find_quantized(self: GlobalBinaryIndex, config) -> tuple[dict[str, QuantSpec], set[str]]:
+    "The index's bitsandbytes 4-bit weights and their state tensors; a quantization LEMA cannot stream is named."
+    qc = None if config is None else quantization_of(config)  # GPTQ, AWQ, 8-bit: refused when the checkpoint opens
+    specs = find_quantized(self)
+    lost = [n for n, t in self.tensors.items() if qc and n not in specs and t.dtype == torch.uint8 and len(t.shape) == 2
+            and t.shape[1] == 1]  # a packed weight whose JSON state is gone
+    if lost: raise GBIError(f"{self.path}: bitsandbytes 4-bit tensors that do not fit together:\n  - " + "\n  - ".join(
+        f"tensor {n!r} is packed 4-bit ({list(self.tensors[n].shape)} uint8) but its quant state "
+        f"{n}{_STATE}{qc.get('bnb_4bit_quant_type', 'fp4')} is missing" for n in lost))
+    return specs, quant_parts(specs)
+
 # %% ../nbs/01a_quant.ipynb #1917829f
 def dequantize(spec: QuantSpec, tensors: dict[str, torch.Tensor], dtype: torch.dtype|None=None) -> torch.Tensor:
     "Weight `spec.name` from its packed bytes and quant state in `tensors` (on one device), in `dtype` (None: its own)."
@@ -163,7 +179,6 @@ def quantize(w: torch.Tensor, quant_type="nf4", double_quant=True, blocksize=_BL
 
 def quantized_items(name: str, shape, dtype, read, quant_type="nf4", double_quant=True) -> list[tuple]:
     "Safetensors items `(name, dtype, shape, get_bytes)` of weight `name` in 4-bit: shapes known now, `read()` quantized once, on first use."
-    from lema.gbi import _tensor_bytes  # (lema.gbi imports this module)
     spec = QuantSpec(name, quant_type, _BLOCKSIZE, dtype, tuple(shape), *(_NESTED if double_quant else ()))
     cache = {}
     def part(suffix):
@@ -191,3 +206,39 @@ def bnb_quantization_config(quant_type="nf4", double_quant=True, compute_dtype=t
     c = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type=quant_type, bnb_4bit_use_double_quant=double_quant,
                            bnb_4bit_compute_dtype=compute_dtype)
     return json.loads(c.to_json_string(use_diff=False))
+
+# %% ../nbs/01a_quant.ipynb #15bf046b
+@patch
+def _quantize_checkpoint(self: GlobalBinaryIndex, out: Path, quant_type: str, double_quant: bool, progress: bool):
+    "Write the model into the new directory `out`, its linear weights in bitsandbytes 4-bit, one tensor at a time."
+    import copy
+    from lema.lora import atomic_directory
+    if quant_type not in QUANT_TYPES:
+        raise ConfigurationError(f"`quantize` should be one of {list(QUANT_TYPES)} (bitsandbytes 4-bit) or None, "
+                                 f"got {quant_type!r}")
+    if self.config is None:
+        raise GBIError(f"{self.root}: no config.json beside the checkpoint (quantizing needs the model's config)")
+    if self.quant or getattr(self.config, "quantization_config", None):
+        raise ConfigurationError(f"{self.path} is already quantized (quantization_config in its config.json)")
+    if out.suffix == ".safetensors": raise ConfigurationError(f"`out` should be a directory when quantizing, got {out}")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise ConfigurationError(f"{out} exists and is not an empty directory: quantize into a new one "
+                                 "(nothing is overwritten)")
+    targets, tied = set(quantizable(self.config)), set(expected_tensors(self.config)[1])
+    items = []
+    for n in (n for n in self.keys() if n not in tied):
+        i = self.locate(n)
+        if n in targets:
+            items += quantized_items(n, i.shape, i.dtype, _reader(self, n, as_tensor=True), quant_type, double_quant)
+        else: items.append((n, i.dtype, i.shape, _reader(self, n)))
+    items.sort(key=lambda it: _natural_key(it[0]))  # a weight's quant state right after it
+    dtypes = {self.locate(n).dtype for n in targets}
+    config = copy.deepcopy(self.config)
+    config.quantization_config = bnb_quantization_config(quant_type, double_quant,
+                                                         dtypes.pop() if len(dtypes) == 1 else torch.float32)
+    with atomic_directory(out) as tmp:  # a failed or killed conversion leaves no half-written `out`
+        _write_safetensors(tmp/"model.safetensors", items, progress=progress,
+                           desc=f"lema convert --quantize {quant_type}")
+        _copy_side_files(self.root, tmp, skip=("config.json",))
+        config.save_pretrained(tmp)
+    return out/"model.safetensors"
