@@ -13,7 +13,8 @@ from .config import (LemaConfig, MemoryStrategy, LemaError, ConfigurationError, 
                          InputError, AdapterError, CheckpointError, MissingDependencyError)
 from .gbi import GlobalBinaryIndex, prepare_monolithic_safetensors, break_shared_weights
 from . import quant  # builds on the index: GlobalBinaryIndex then reads and writes bitsandbytes 4-bit (notebook 01a)
-from .trainer import LemaTrainer
+from .trainer import LemaTrainer, TrainingInterrupted
+from .plan import MemoryPlan, MemoryPlanError
 from .model import LemaModel
 from .merge import merge_adapter  # also gives LemaModel its `merge_and_save`
 from .hub import resolve_model_dir

@@ -1,4 +1,4 @@
-"""Which tensors form each stage of an architecture, and a transformers model whose decoder layers stream from the checkpoint.
+"""Which tensors form each stage of an architecture, and a transformers model whose layers stream from the checkpoint.
 
 Docs: https://lema-dev.github.io/lema/adapters.html.md"""
 
@@ -21,6 +21,8 @@ from .quant import dequantize, quant_parts, require_bitsandbytes
 from .memory import ActivationOffloader, LayerStreamer, bind_parameters, held_bytes
 from .lora import LoraParam, apply_lora, apply_lora_params, matches_target, quiet_peft
 from .loss import chunked_causal_lm_loss
+from .device import device_ops
+from .plan import MemoryPlan, device_budget, estimate, plan_memory, sizes_from_checkpoint
 
 # %% auto #0
 __all__ = ['ModelAdapter', 'get_adapter', 'StreamedLayer', 'checkpoint_dtype', 'compute_dtype', 'HostEmbedding',
@@ -34,7 +36,8 @@ class ModelAdapter:
     layers: str                  # module path of the decoder-layer list in the *ForCausalLM model
     default_targets: tuple       # LoRA target modules when the config names none (PEFT's names)
     fan_in_fan_out: bool = False # targets are Conv1D ([in, out] weights), as in GPT-2
-    plain_head: bool = True      # logits = lm_head(base model's last hidden state), nothing else: the chunked loss applies
+    plain_head: bool = True      # logits = lm_head(base model's last hidden state), nothing else:
+                                 # the chunked loss applies
 
     def layer_prefix(self, i: int) -> str: return f"{self.layers}.{i}."
 
@@ -46,36 +49,45 @@ def _meta_model(hf_config, **kw) -> nn.Module:
     mt = getattr(hf_config, "model_type", None)
     from transformers.models.auto.modeling_auto import MODEL_FOR_MASKED_LM_MAPPING_NAMES as ENCODERS
     if getattr(hf_config, "is_encoder_decoder", False):
-        raise UnsupportedModelError(f"model_type {mt!r} is an encoder-decoder model: LEMA streams decoder-only causal LMs")
+        raise UnsupportedModelError(f"model_type {mt!r} is an encoder-decoder model: "
+                                    "LEMA streams decoder-only causal LMs")
     if mt in ENCODERS and not getattr(hf_config, "is_decoder", False):
-        raise UnsupportedModelError(f"model_type {mt!r} is an encoder (a masked LM, attending both ways): LEMA streams decoder-only causal LMs")
+        raise UnsupportedModelError(f"model_type {mt!r} is an encoder (a masked LM, attending both ways): "
+                                    "LEMA streams decoder-only causal LMs")
     try:
         with torch.device("meta"): return AutoModelForCausalLM.from_config(hf_config, **kw)
     except (ValueError, KeyError) as e:
-        raise UnsupportedModelError(f"model_type {mt!r}: transformers has no causal LM for it ({str(e).splitlines()[0][:150]})") from None
+        raise UnsupportedModelError(f"model_type {mt!r}: transformers has no causal LM for it "
+                                    f"({str(e).splitlines()[0][:150]})") from None
 
 def get_adapter(hf_config, model: nn.Module|None=None) -> ModelAdapter:
-    "What LEMA needs of a transformers decoder-only causal LM, read from the model (built on the meta device if not given)."
+    """What LEMA needs of a transformers decoder-only causal LM, read from the model (built on the meta device if not
+    given)."""
     model = model if model is not None else _meta_model(hf_config)
     mt, text = hf_config.model_type, hf_config.get_text_config()
     n = getattr(text, "num_hidden_layers", None) or getattr(text, "n_layer", None)
     lists = sorted((name for name, m in model.named_modules() if name and isinstance(m, nn.ModuleList) and len(m) == n),
                    key=lambda s: s.count("."))
-    if not n or not lists: raise UnsupportedModelError(f"{mt}: {type(model).__name__} has no list of its {n} decoder layers")
+    if not n or not lists:
+        raise UnsupportedModelError(f"{mt}: {type(model).__name__} has no list of its {n} decoder layers")
     layer0 = model.get_submodule(lists[0])[0]
-    if getattr(text, "output_router_logits", False):  # the router's auxiliary loss needs the router logits' graph across layers
-        raise UnsupportedModelError(f"{mt}: output_router_logits=True (the router's auxiliary loss) is not supported: LEMA trains "
-                                    "LoRA with the router frozen and no auxiliary loss; set output_router_logits=False in the config")
+    # the router's auxiliary loss needs the router logits' graph across layers
+    if getattr(text, "output_router_logits", False):
+        raise UnsupportedModelError(f"{mt}: output_router_logits=True (the router's auxiliary loss) is not supported: "
+                                    "LEMA trains LoRA with the router frozen and no auxiliary loss; "
+                                    "set output_router_logits=False in the config")
     with quiet_peft():  # PEFT's default targets per architecture; peft imported quietly (notebook 03)
         from peft.utils.constants import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING as PEFT_TARGETS
-    linears = sorted({k.rpartition(".")[2] for k, m in layer0.named_modules() if isinstance(m, nn.Linear) or type(m).__name__ == "Conv1D"})
+    linears = sorted({k.rpartition(".")[2] for k, m in layer0.named_modules()
+                      if isinstance(m, nn.Linear) or type(m).__name__ == "Conv1D"})
     plain = model.get_output_embeddings() is not None and not any(getattr(text, k, None) for k in _SCALED_HEADS)
     return ModelAdapter(mt, lists[0], tuple(PEFT_TARGETS.get(mt) or linears),
                         fan_in_fan_out=any(type(m).__name__ == "Conv1D" for m in layer0.modules()), plain_head=plain)
 
 # %% ../nbs/04_adapters.ipynb #7f160ed3
 def _autocast_state(device_type: str) -> list:
-    "The autocast settings in force for `device_type` and the CPU (what `torch.utils.checkpoint` saves for its recompute)."
+    """The autocast settings in force for `device_type` and the CPU (what `torch.utils.checkpoint` saves for its
+    recompute)."""
     return [(t, torch.is_autocast_enabled(t), torch.get_autocast_dtype(t)) for t in dict.fromkeys(("cpu", device_type))]
 
 @contextmanager
@@ -91,7 +103,8 @@ def _rng_state(device: torch.device):
 
 @contextmanager
 def _replay_rng(state, device: torch.device):
-    "Run with the RNG where `state` left it (None: as it is), then put the RNG back (`torch.utils.checkpoint`'s preserve_rng_state)."
+    """Run with the RNG where `state` left it (None: as it is), then put the RNG back (`torch.utils.checkpoint`'s
+    preserve_rng_state)."""
     if state is None: yield; return
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.set_rng_state(state[0])
@@ -99,15 +112,18 @@ def _replay_rng(state, device: torch.device):
         yield
 
 class _LayerFn(torch.autograd.Function):
-    "Run streamed layer `sl` keeping only its input (recompute in the backward), or its activations (`keep_activations`)."
+    """Run streamed layer `sl` keeping only its input (recompute in the backward), or its activations
+    (`keep_activations`)."""
     @staticmethod
     def forward(ctx, sl, args, kwargs, hidden, *lora_params):
         ctx.sl, ctx.args, ctx.kwargs = sl, args, kwargs
         ctx.autocast = _autocast_state(sl.streamer.device.type)  # the recompute must compute what this forward computed
-        ctx.rng = _rng_state(sl.streamer.device) if sl.layer.training and not sl.keep_activations else None  # dropout masks
+        # dropout masks
+        ctx.rng = _rng_state(sl.streamer.device) if sl.layer.training and not sl.keep_activations else None
         if not sl.keep_activations:
             if sl.offloader is None: ctx.save_for_backward(hidden)
-            else: ctx.offloaded = sl.offloader.put(sl.idx, hidden)  # to pinned host memory, on a side stream; the node keeps it
+            else: ctx.offloaded = sl.offloader.put(sl.idx, hidden)  # to pinned host memory, on a side stream;
+                                                                    # the node keeps it
             return sl._run(hidden, args, kwargs, next=sl.idx + 1)
         h = hidden.detach().requires_grad_(ctx.needs_input_grad[3])
         with torch.profiler.record_function("lema.layer_forward"), sl.streamer.use(sl.idx, next=sl.idx + 1) as w, \
@@ -127,7 +143,8 @@ class _LayerFn(torch.autograd.Function):
             else:
                 if sl.offloader is None: (hidden,) = ctx.saved_tensors
                 else:
-                    if sl.idx: sl.offloader.prefetch((ctx.offloaded.key[0], sl.idx - 1))  # the next layer's input, ahead
+                    # the next layer's input, ahead
+                    if sl.idx: sl.offloader.prefetch((ctx.offloaded.key[0], sl.idx - 1))
                     hidden = sl.offloader.get(ctx.offloaded)
                 h = hidden.detach().requires_grad_(ctx.needs_input_grad[3])
                 with torch.enable_grad(), _autocast(ctx.autocast), _replay_rng(ctx.rng, sl.streamer.device):
@@ -141,15 +158,17 @@ class _LayerFn(torch.autograd.Function):
 class _WeightRef:
     "A saved tensor that is (a view of) a frozen weight: where to find it again, not its bytes."
     __slots__ = ("name", "offset", "dtype", "shape", "stride")
-    def __init__(self, name, offset, dtype, shape, stride): self.name, self.offset, self.dtype, self.shape, self.stride = name, offset, dtype, shape, stride
+    def __init__(self, name, offset, dtype, shape, stride):
+        self.name, self.offset, self.dtype, self.shape, self.stride = name, offset, dtype, shape, stride
 
 class StreamedLayer(nn.Module):
     "Decoder layer `idx`, its weights streamed from the checkpoint and recomputed in the backward."
     def __init__(self, layer: nn.Module, idx: int, prefix: str, streamer: LayerStreamer, keep_activations: bool=False,
-                 offloader: ActivationOffloader|None=None):  # where the kept input waits for the backward (None: on the device)
+                 offloader: ActivationOffloader|None=None):  # where the kept input waits for backward (None: on device)
         super().__init__()
         self.__dict__["layer"] = layer  # not a submodule: its frozen weights live in the streamer's slots
-        self.idx, self.prefix, self.streamer, self.keep_activations, self.offloader = idx, prefix, streamer, keep_activations, offloader
+        self.idx, self.prefix, self.streamer, self.keep_activations, self.offloader = \
+            idx, prefix, streamer, keep_activations, offloader
 
     @property
     def lora_params(self): return [p for p in self.layer.parameters() if p.requires_grad]
@@ -161,12 +180,14 @@ class StreamedLayer(nn.Module):
     def _call(self, hidden, args, kwargs):
         out = self.layer(hidden, *args, **kwargs)
         if not isinstance(out, torch.Tensor):
-            raise UnsupportedModelError(f"{type(self.layer).__name__} returned {type(out).__name__}; LEMA needs transformers>=5 layers that return a Tensor")
+            raise UnsupportedModelError(f"{type(self.layer).__name__} returned {type(out).__name__}; "
+                                        "LEMA needs transformers>=5 layers that return a Tensor")
         return out
 
     def _run(self, hidden, args, kwargs, next=None):
         "Forward without a graph: stream in, bind, compute, let the slot go."
-        with torch.profiler.record_function("lema.layer_forward"), self.streamer.use(self.idx, next=next) as w, torch.no_grad():
+        with torch.profiler.record_function("lema.layer_forward"), self.streamer.use(self.idx, next=next) as w, \
+             torch.no_grad():
             self._bind(w)
             out = self._call(hidden, args, kwargs)
             self._unbind()
@@ -191,13 +212,16 @@ def _bind(self: StreamedLayer, w: dict):
     bind_parameters(self.layer, w, self.prefix)
     self._w, self._buf = w, self.streamer.buffer_of(self.idx)  # None: a fixed layer of cast copies, no buffer
     self._buf_ptr = None if self._buf is None else self._buf.untyped_storage().data_ptr()
-    self._cast = {t.untyped_storage().data_ptr(): n for n, t in w.items() if t.untyped_storage().data_ptr() != self._buf_ptr}
+    self._cast = {t.untyped_storage().data_ptr(): n for n, t in w.items()
+                  if t.untyped_storage().data_ptr() != self._buf_ptr}
 
 @patch
 def _unbind(self: StreamedLayer):
-    "Forget the layer's weights once used: device-side casts must not outlive their use (views into slots are harmless)."
+    """Forget the layer's weights once used: device-side casts must not outlive their use (views into slots are
+    harmless)."""
     if self._cast:
-        if not hasattr(self, "_meta"): self._meta = {n: torch.empty(t.shape, dtype=t.dtype, device="meta") for n, t in self._w.items()}
+        if not hasattr(self, "_meta"):
+            self._meta = {n: torch.empty(t.shape, dtype=t.dtype, device="meta") for n, t in self._w.items()}
         bind_parameters(self.layer, self._meta, self.prefix)
     self._w = self._buf = None
 
@@ -213,7 +237,8 @@ def _drop_weights(self: StreamedLayer):
 def _pack(self: StreamedLayer, t: torch.Tensor):
     ptr = t.untyped_storage().data_ptr()
     if ptr == self._buf_ptr:  # a view into the layer's buffer: remember the byte offset
-        return _WeightRef(None, t.storage_offset() * t.element_size() - self._buf.storage_offset(), t.dtype, t.shape, t.stride())
+        return _WeightRef(None, t.storage_offset() * t.element_size() - self._buf.storage_offset(),
+                          t.dtype, t.shape, t.stride())
     if ptr in self._cast: return _WeightRef(self._cast[ptr], t.storage_offset(), t.dtype, t.shape, t.stride())
     return t  # an activation (or a LoRA weight): kept as is
 
@@ -229,10 +254,12 @@ def _unpack(self: StreamedLayer, x):
 def _hf_config(cfg: LemaConfig, model_dir=None):
     from transformers import AutoConfig
     src = model_dir or (Path(cfg.gbi_path).parent if cfg.gbi_path and Path(cfg.gbi_path).is_file() else cfg.gbi_path)
-    if src is None: raise ConfigurationError("`model_name_or_path` (or `gbi_path`) is required: the model directory to fine-tune")
+    if src is None:
+        raise ConfigurationError("`model_name_or_path` (or `gbi_path`) is required: the model directory to fine-tune")
     try: return AutoConfig.from_pretrained(src)
     except (OSError, ValueError) as e:
-        raise ConfigurationError(f"could not read the model config from {str(src)!r} (expected a directory with config.json): {e}") from None
+        raise ConfigurationError(f"could not read the model config from {str(src)!r} "
+                                 f"(expected a directory with config.json): {e}") from None
 
 def _materialize(model: nn.Module, gbi: GlobalBinaryIndex, skip: str, device, dtype, hf_config):
     "Load every parameter and buffer of `model` outside `skip` (the layer list) from `gbi` onto `device`."
@@ -241,58 +268,71 @@ def _materialize(model: nn.Module, gbi: GlobalBinaryIndex, skip: str, device, dt
         if mname == skip or mname.startswith(skip + "."): continue
         for leaf, p in mod._parameters.items():
             if p is not None: owners.setdefault(id(p), []).append((mod, leaf, f"{mname}.{leaf}" if mname else leaf))
-    _rebuild_buffers(model, device)  # first: transformers' initialisation must see meta parameters (it leaves them alone)
+    # first: transformers' initialisation must see meta parameters (it leaves them alone)
+    _rebuild_buffers(model, device)
     for uses in owners.values():
         t = gbi.get_tensor(uses[0][2])
-        if (spec := gbi.quant.get(uses[0][2])) is not None:  # a 4-bit linear outside the layers: full precision from here on
+        # a 4-bit linear outside the layers: full precision from here on
+        if (spec := gbi.quant.get(uses[0][2])) is not None:
             t = dequantize(spec, {n: gbi.get_tensor(n).to(device) for n in (spec.name, *spec.parts())}, dtype)
         p = nn.Parameter(t.to(device, dtype if t.is_floating_point() else t.dtype), requires_grad=False)
         for mod, leaf, _ in uses: mod._parameters[leaf] = p
 
 def _rebuild_buffers(model: nn.Module, device):
-    "Buffers that are not in the checkpoint (rotary frequencies, embedding scales, ...), computed as transformers computes them."
+    """Buffers that are not in the checkpoint (rotary frequencies, embedding scales, ...), computed as transformers
+    computes them."""
     for mname, mod in model.named_modules():
         metas = [k for k, b in mod._buffers.items() if b is not None and b.is_meta]
         if not metas: continue
-        for k in metas: mod._buffers[k] = torch.empty(mod._buffers[k].shape, dtype=mod._buffers[k].dtype)  # on the CPU, as transformers
+        # on the CPU, as transformers
+        for k in metas: mod._buffers[k] = torch.empty(mod._buffers[k].shape, dtype=mod._buffers[k].dtype)
         model._init_weights(mod)  # transformers' own initialisation fills them from the config
         for k in metas:
-            if mod._buffers[k].is_meta: raise UnsupportedModelError(f"{mname}.{k} ({type(mod).__name__}) is not in the checkpoint and transformers does not rebuild it")
+            if mod._buffers[k].is_meta:
+                raise UnsupportedModelError(f"{mname}.{k} ({type(mod).__name__}) is not in the checkpoint "
+                                            "and transformers does not rebuild it")
             mod._buffers[k] = mod._buffers[k].to(device)
 
 def checkpoint_dtype(gbi: GlobalBinaryIndex, hf_config) -> torch.dtype:
-    "What transformers' `dtype='auto'` loads: `config.json`'s dtype, else the first floating-point weight's (float32 if none)."
+    """What transformers' `dtype='auto'` loads: `config.json`'s dtype, else the first floating-point weight's (float32
+    if none)."""
     dt = getattr(hf_config, "dtype", None) or getattr(hf_config, "torch_dtype", None)
     if isinstance(dt, str): dt = getattr(torch, dt, None)
     if not isinstance(dt, torch.dtype):
         parts = quant_parts(gbi.quant)
-        dt = next((t.dtype for n, t in gbi.tensors.items() if t.dtype.is_floating_point and n not in parts), torch.float32)
+        dt = next((t.dtype for n, t in gbi.tensors.items() if t.dtype.is_floating_point and n not in parts),
+                  torch.float32)
     return dt if dt in (torch.float32, torch.float16, torch.bfloat16) else torch.float32
 
 def compute_dtype(requested: str, stored: torch.dtype, capability: tuple|None=None) -> torch.dtype:
-    "The dtype to compute in: `requested`, or with 'auto' `stored` — float16 instead of bfloat16 on a GPU without bf16 tensor cores."
+    """The dtype to compute in: `requested`, or with 'auto' `stored` — float16 instead of bfloat16 on a GPU without
+    bf16 tensor cores."""
     import warnings
     slow_bf16 = capability is not None and tuple(capability) < (8, 0)  # T4 (7.5), P100 (6.0), V100 (7.0)
     if requested != "auto":
         dt = getattr(torch, requested)
         if dt == torch.bfloat16 and slow_bf16:
-            warnings.warn(f"dtype='bfloat16' on a GPU of compute capability {capability[0]}.{capability[1]}: no bfloat16 tensor cores "
-                          "there, every matmul is emulated (slow); dtype='auto' or 'float16' trains in float16 with loss scaling")
+            warnings.warn(f"dtype='bfloat16' on a GPU of compute capability {capability[0]}.{capability[1]}: "
+                          "no bfloat16 tensor cores there, every matmul is emulated (slow); "
+                          "dtype='auto' or 'float16' trains in float16 with loss scaling")
         return dt
     if stored == torch.bfloat16 and slow_bf16:
-        warnings.warn(f"a bfloat16 checkpoint on a GPU of compute capability {capability[0]}.{capability[1]} (no bfloat16 tensor cores): "
-                      "computing in float16, with loss scaling")
+        warnings.warn(f"a bfloat16 checkpoint on a GPU of compute capability {capability[0]}.{capability[1]} "
+                      "(no bfloat16 tensor cores): computing in float16, with loss scaling")
         return torch.float16
     return stored
 
 class HostEmbedding(nn.Module):
-    "An input embedding whose matrix stays in host memory (a view of the checkpoint): only the batch's rows go to the device."
+    """An input embedding whose matrix stays in host memory (a view of the checkpoint): only the batch's rows go to the
+    device."""
     def __init__(self, weight: torch.Tensor, device, dtype):
         super().__init__()
-        self.weight, self.device, self.dtype = weight, torch.device(device), dtype  # a plain tensor: `.to()` never moves it
+        # a plain tensor: `.to()` never moves it
+        self.weight, self.device, self.dtype = weight, torch.device(device), dtype
 
     def forward(self, input_ids):
-        rows = torch.nn.functional.embedding(input_ids.cpu(), self.weight)  # (batch, seq, hidden): only these pages are read
+        # (batch, seq, hidden): only these pages are read
+        rows = torch.nn.functional.embedding(input_ids.cpu(), self.weight)
         if rows.is_floating_point() and rows.dtype != self.dtype: rows = rows.to(self.dtype)
         if self.device.type == "cuda": rows = rows.pin_memory()  # so the copy can be asynchronous
         return rows.to(self.device, non_blocking=True)
@@ -306,52 +346,67 @@ class StreamedCausalLM(nn.Module):
         # a hub id becomes the cache's snapshot directory (notebook 01b), a .gguf file its converted copy (01d);
         # a path stays itself
         src = config.model_name_or_path
-        if src and str(src).lower().endswith(".gguf"):  # from here on the model is its converted directory: adapters name it
+        # from here on the model is its converted directory: adapters name it
+        if src and str(src).lower().endswith(".gguf"):
             from lema.gguf import gguf_model_dir
             src = gguf_model_dir(src); config = dataclasses.replace(config, model_name_or_path=str(src))
         self.model_dir = resolve_model_dir(src, config.revision) if src else None
         self.config, self.hf_config = config, _hf_config(config, self.model_dir)
-        config.__dict__["_hf_config"] = self.hf_config  # `model.config.get_text_config()`, `.vocab_size`, ...: transformers' answers
+        # `model.config.get_text_config()`, `.vocab_size`, ...: transformers' answers
+        config.__dict__["_hf_config"] = self.hf_config
         if config.model_type is not None and config.model_type != self.hf_config.model_type:
-            raise ConfigurationError(f"`model_type` is {config.model_type!r} but the model's config.json says {self.hf_config.model_type!r}")
-        hf = _meta_model(self.hf_config, **({"attn_implementation": config.attn_implementation} if config.attn_implementation else {}))
-        self.adapter = get_adapter(self.hf_config, hf)  # read from the model (before any weight): layer list, PEFT's targets, head
+            raise ConfigurationError(f"`model_type` is {config.model_type!r} but the model's config.json says "
+                                     f"{self.hf_config.model_type!r}")
+        hf = _meta_model(self.hf_config,
+                         **({"attn_implementation": config.attn_implementation} if config.attn_implementation else {}))
+        # read from the model (before any weight): layer list, PEFT's targets, head
+        self.adapter = get_adapter(self.hf_config, hf)
         self.gbi = GlobalBinaryIndex(config.gbi_path or self.model_dir, config=self.hf_config)
         if self.gbi.quant:  # bitsandbytes 4-bit (notebook 01a): streamed packed, dequantized on the device
             require_bitsandbytes()
             if self.adapter.fan_in_fan_out:
-                raise UnsupportedModelError(f"{self.hf_config.model_type}: 4-bit checkpoints of Conv1D models are not supported")
-        self.dist = setup_distributed(config.device)  # under torchrun: this rank's place (notebook 05a); None for one process
+                raise UnsupportedModelError(f"{self.hf_config.model_type}: "
+                                            "4-bit checkpoints of Conv1D models are not supported")
+        # under torchrun: this rank's place (notebook 05a); None for one process
+        self.dist = setup_distributed(config.device)
         self.device = rank_device(config.device, self.dist)  # 'cuda' -> cuda:LOCAL_RANK
         self.dtype = compute_dtype(config.dtype, checkpoint_dtype(self.gbi, self.hf_config),
-                                   torch.cuda.get_device_capability(self.device) if self.device.type == "cuda" else None)
+                                   torch.cuda.get_device_capability(self.device) if self.device.type == "cuda"
+                                   else None)
         hf.eval().requires_grad_(False)
-        if config.embedding_on_host: self._embedding_to_host(hf)  # before `_materialize`: the device copy is never made
+        # as the modules name them: transformers' renames and fused experts applied (notebook 01c)
+        keys, n_layers = self.gbi.module_keys(), len(hf.get_submodule(self.adapter.layers))
+        self.layer_names = [[n for n in keys if n.startswith(self.adapter.layer_prefix(i))] for i in range(n_layers)]
+        # notebook 02a: what stays on the device, what streams, what waits on the host
+        self.memory_plan = plan = self._plan(hf)
+        if plan.embedding_on_host: self._embedding_to_host(hf)  # before `_materialize`: the device copy is never made
         _materialize(hf, self.gbi, self.adapter.layers, self.device, self.dtype, self.hf_config)
         layers = hf.get_submodule(self.adapter.layers)
-        keys = self.gbi.module_keys()  # as the modules name them: transformers' renames and fused experts applied (notebook 01c)
-        self.layer_names = [[n for n in keys if n.startswith(self.adapter.layer_prefix(i))] for i in range(len(layers))]
         self.streamer = LayerStreamer(self.gbi, self.layer_names, device=self.device, dtype=self.dtype,
-                                      n_slots=config.vram_buffer_size, strategy=config.strategy, n_fixed=self._layers_in_budget())
+                                      n_slots=config.vram_buffer_size, strategy=config.strategy, n_fixed=plan.resident)
         self.layers = list(layers)  # the meta modules, LoRA wrappers applied to them
-        self.offloader = ActivationOffloader(self.device) if config.offload_activations else None
+        self.offloader = ActivationOffloader(self.device) if plan.offload_activations else None
         for i, layer in enumerate(self.layers):
-            layers[i] = StreamedLayer(layer, i, self.adapter.layer_prefix(i), self.streamer, keep_activations=not config.gradient_checkpointing,
-                                      offloader=self.offloader)
+            layers[i] = StreamedLayer(layer, i, self.adapter.layer_prefix(i), self.streamer,
+                                      keep_activations=not config.gradient_checkpointing, offloader=self.offloader)
         self.hf, self.loras = hf, {}
-        check_same_everywhere(self.dist, checkpoint={n: [str(t.dtype), t.shape, t.nbytes] for n, t in self.gbi.tensors.items()},
-                              lora=dict(r=config.lora_rank, alpha=config.lora_alpha, dropout=config.lora_dropout, targets=self.targets(),
-                                        parameters=config.lora_target_parameters, dtype=str(self.dtype)))
+        check_same_everywhere(self.dist,
+                              checkpoint={n: [str(t.dtype), t.shape, t.nbytes] for n, t in self.gbi.tensors.items()},
+                              lora=dict(r=config.lora_rank, alpha=config.lora_alpha, dropout=config.lora_dropout,
+                                        targets=self.targets(), parameters=config.lora_target_parameters,
+                                        dtype=str(self.dtype)))
         self.eval()  # transformers' `from_pretrained` default; `train_step` switches to train mode (dropout)
 
-    def __repr__(self): return f"StreamedCausalLM({self.hf_config.model_type}, {len(self.layers)} layers, {self.streamer})"
+    def __repr__(self):
+        return f"StreamedCausalLM({self.hf_config.model_type}, {len(self.layers)} layers, {self.streamer})"
 
     def _layers_in_budget(self) -> int:
         "How many decoder layers (from the first) fit `device_budget_gb` in the compute dtype."
         if not self.config.device_budget_gb: return 0
         budget, n = self.config.device_budget_gb * 2**30, 0
         for names in self.layer_names:
-            need = held_bytes(self.gbi, names, self.dtype)  # what the fixed layer will hold: its tensors in the compute dtype
+            # what the fixed layer will hold: its tensors in the compute dtype
+            need = held_bytes(self.gbi, names, self.dtype)
             if need > budget: break
             budget, n = budget - need, n + 1
         return n
@@ -360,13 +415,36 @@ class StreamedCausalLM(nn.Module):
 def _embedding_to_host(self: StreamedCausalLM, hf):
     "Replace `hf`'s (meta) input embedding by a `HostEmbedding` over the checkpoint's tensor."
     emb = hf.get_input_embeddings()
-    name = next(n for n, p in hf.named_parameters(remove_duplicate=False) if p is emb.weight)  # e.g. model.embed_tokens.weight
+    # e.g. model.embed_tokens.weight
+    name = next(n for n, p in hf.named_parameters(remove_duplicate=False) if p is emb.weight)
     head = hf.get_output_embeddings()
     if head is not None and head.weight is emb.weight:
         import warnings
-        warnings.warn(f"{self.hf_config.model_type}: the head is tied to the embedding, so the matrix stays on the device for the head; "
-                      "embedding_on_host saves no device memory here")
+        warnings.warn(f"{self.hf_config.model_type}: the head is tied to the embedding, so the matrix stays on the "
+                      "device for the head; embedding_on_host saves no device memory here")
     hf.set_input_embeddings(HostEmbedding(self.gbi.get_tensor(name), self.device, self.dtype))
+
+@patch
+def _plan(self: StreamedCausalLM, hf) -> MemoryPlan:
+    """The memory plan (notebook 02a): LEMA's own with `device_budget_gb="auto"`; else the config's settings, with
+    what they are estimated to cost."""
+    c, find = self.config, lambda w: next(n for n, p in hf.named_parameters(remove_duplicate=False) if p is w)
+    emb, head = hf.get_input_embeddings().weight, hf.get_output_embeddings()
+    head = None if head is None or head.weight is emb else find(head.weight)
+    self.memory_sizes = s = sizes_from_checkpoint(self.gbi, self.layer_names, self.dtype, self.hf_config, c.lora_rank,
+                                                  self.targets(), c.lora_target_parameters, find(emb), head)
+    run = dict(gradient_checkpointing=c.gradient_checkpointing, loss_chunk_size=c.loss_chunk_size,
+               offload_activations=c.offload_activations, embedding_on_host=c.embedding_on_host,
+               optimizer_offload=c.optimizer_offload)
+    budget, tokens = device_budget(self.device, c.max_memory_gb), c.batch_size * c.max_seq_length
+    if c.device_budget_gb == "auto":
+        plan = plan_memory(s, budget, tokens, str(self.device), c.vram_buffer_size,
+                           cuda=device_ops(self.device) is not None, **run)
+        if self.dist is None or self.dist.is_main: print(f"LEMA memory plan: {plan}")
+        return plan
+    n = self._layers_in_budget(); k = 0 if n == s.n_layers else min(c.vram_buffer_size, s.n_layers - n)
+    return MemoryPlan(str(self.device), budget, s.n_layers, n, k, c.offload_activations, c.embedding_on_host,
+                      c.loss_chunk_size, tokens, estimate(s, n, k, tokens, **run), auto=False)
 
 # %% ../nbs/04_adapters.ipynb #fb42c093
 @patch
@@ -384,21 +462,28 @@ def initialize_lora(self: StreamedCausalLM, seed: int|None=None, use_rslora: boo
                                      dropout=c.lora_dropout).items():
             self.loras[f"{self.adapter.layer_prefix(i)}{n}"] = m.train(self.training)
             m.quantized = f"{self.adapter.layer_prefix(i)}{n}.weight" in self.gbi.quant  # PEFT's 4-bit LoRA order
-        if c.lora_target_parameters:  # expert stacks (PEFT's target_parameters): after the modules, as PEFT injects them
-            for n, m in apply_lora_params(layer, c.lora_target_parameters, c.lora_rank, c.lora_alpha, self.device, use_rslora).items():
+        if c.lora_target_parameters:  # expert stacks (PEFT's target_parameters):
+                                      # after the modules, as PEFT injects them
+            for n, m in apply_lora_params(layer, c.lora_target_parameters, c.lora_rank, c.lora_alpha, self.device,
+                                          use_rslora).items():
                 self.loras[f"{self.adapter.layer_prefix(i)}{n}"] = m.train(self.training)
-    if bad := [t for t in c.lora_target_parameters or () if not any(isinstance(m, LoraParam) and matches_target(m.target, [t]) for m in self.loras.values())]:
+    if bad := [t for t in c.lora_target_parameters or ()
+               if not any(isinstance(m, LoraParam) and matches_target(m.target, [t]) for m in self.loras.values())]:
         self.loras = {}
         stacks = sorted({f"{n}.{p}" for l in self.layers for n, m in l.named_modules() if not isinstance(m, LoraParam)
                          for p, t in m._parameters.items() if t is not None and t.ndim == 3})
-        raise ConfigurationError(f"`lora_target_parameters` {bad} match no expert stack in a {self.hf_config.model_type} decoder "
-                                 f"layer (its stacked parameters: {stacks or 'none'})")
+        raise ConfigurationError(f"`lora_target_parameters` {bad} match no expert stack in a "
+                                 f"{self.hf_config.model_type} decoder layer "
+                                 f"(its stacked parameters: {stacks or 'none'})")
     hit = {t for t in targets if any(matches_target(n, [t]) for n in self.loras)}
     if missing := [t for t in targets if t not in hit]:
-        linears = sorted({n.rpartition(".")[2] for n, m in self.layers[0].named_modules() if isinstance(m, nn.Linear) or type(m).__name__ in ("Conv1D", "LoraLinear")})
+        linears = sorted({n.rpartition(".")[2] for n, m in self.layers[0].named_modules()
+                          if isinstance(m, nn.Linear) or type(m).__name__ in ("Conv1D", "LoraLinear")})
         self.loras = {}
-        raise ConfigurationError(f"`lora_target_modules` {missing} match no linear layer in a {self.hf_config.model_type} decoder layer (its linears: {linears})")
-    broadcast_from_main(self.dist, self.get_trainable_parameters())  # under torchrun: every rank starts from rank 0's adapter
+        raise ConfigurationError(f"`lora_target_modules` {missing} match no linear layer in a "
+                                 f"{self.hf_config.model_type} decoder layer (its linears: {linears})")
+    # under torchrun: every rank starts from rank 0's adapter
+    broadcast_from_main(self.dist, self.get_trainable_parameters())
     return self._register_lora()
 
 @patch
@@ -420,65 +505,80 @@ def _max_positions(hf_config):
 @patch
 def check_batch(self: StreamedCausalLM, input_ids, attention_mask=None, labels=None):
     "Raise `InputError` for a batch LEMA cannot run (before anything reaches the device)."
-    if not isinstance(input_ids, torch.Tensor): raise InputError(f"input_ids should be a torch.Tensor, got {type(input_ids).__name__}")
-    if input_ids.ndim != 2: raise InputError(f"input_ids should be 2-D (batch, sequence), got shape {list(input_ids.shape)}")
+    if not isinstance(input_ids, torch.Tensor):
+        raise InputError(f"input_ids should be a torch.Tensor, got {type(input_ids).__name__}")
+    if input_ids.ndim != 2:
+        raise InputError(f"input_ids should be 2-D (batch, sequence), got shape {list(input_ids.shape)}")
     if input_ids.numel() == 0: raise InputError(f"the batch is empty: input_ids has shape {list(input_ids.shape)}")
-    if input_ids.dtype not in (torch.int64, torch.int32): raise InputError(f"input_ids should be integer token ids, got {input_ids.dtype}")
-    lo, hi, V = int(input_ids.min()), int(input_ids.max()), self.hf_config.vocab_size  # device-to-host sync: once per step
-    if lo < 0 or hi >= V: raise InputError(f"input_ids contain token id {lo if lo < 0 else hi}, outside the vocabulary [0, {V})")
+    if input_ids.dtype not in (torch.int64, torch.int32):
+        raise InputError(f"input_ids should be integer token ids, got {input_ids.dtype}")
+    # device-to-host sync: once per step
+    lo, hi, V = int(input_ids.min()), int(input_ids.max()), self.hf_config.vocab_size
+    if lo < 0 or hi >= V:
+        raise InputError(f"input_ids contain token id {lo if lo < 0 else hi}, outside the vocabulary [0, {V})")
     if (P := _max_positions(self.hf_config)) is not None and input_ids.shape[1] > P:
         raise InputError(f"sequence length {input_ids.shape[1]} exceeds the model's {P} positions")
     for name, t in (("attention_mask", attention_mask), ("labels", labels)):
         if t is not None and (not isinstance(t, torch.Tensor) or t.shape != input_ids.shape):
-            raise InputError(f"{name} should have the shape of input_ids {list(input_ids.shape)}, got {list(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__}")
+            raise InputError(f"{name} should have the shape of input_ids {list(input_ids.shape)}, got "
+                             f"{list(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__}")
     if labels is not None:
         bad = labels[(labels != -100) & ((labels < 0) | (labels >= V))]
-        if bad.numel(): raise InputError(f"labels contain {int(bad[0])}: expected token ids in [0, {V}) or -100 (ignored)")
+        if bad.numel():
+            raise InputError(f"labels contain {int(bad[0])}: expected token ids in [0, {V}) or -100 (ignored)")
 
 @patch
 def _to_device(self: StreamedCausalLM, *tensors) -> dict:
-    "`{id(t): t on the device}`: each tensor moved once (labels that are the input ids: one copy); asynchronously from pinned memory only."
+    """`{id(t): t on the device}`: each tensor moved once (labels that are the input ids: one copy); asynchronously
+    from pinned memory only."""
     out = {}
     for t in tensors:
         if t is not None and id(t) not in out:
-            out[id(t)] = t.to(self.device, non_blocking=t.device.type == "cpu" and self.device.type == "cuda" and t.is_pinned())
+            out[id(t)] = t.to(self.device,
+                              non_blocking=t.device.type == "cpu" and self.device.type == "cuda" and t.is_pinned())
     return out
 
 class LemaLossOutput:
-    "A training forward's `loss`, and its `logits` when they were asked for: otherwise reading them is an error, not a None."
+    """A training forward's `loss`, and its `logits` when they were asked for: otherwise reading them is an error, not
+    a None."""
     def __init__(self, loss, logits=None): self.loss, self._logits = loss, logits
 
     @property
     def logits(self) -> torch.Tensor:
         if self._logits is None:
-            raise ConfigurationError("the logits of this step were not computed (return_logits=False): call the model without labels "
-                                     "(`model(input_ids)`) for logits, or outputs(..., return_logits=True)")
+            raise ConfigurationError("the logits of this step were not computed (return_logits=False): "
+                                     "call the model without labels (`model(input_ids)`) for logits, "
+                                     "or outputs(..., return_logits=True)")
         return self._logits
 
 @patch
 def outputs(self: StreamedCausalLM, input_ids, attention_mask=None, labels=None,
             return_logits: bool|None=None,  # None: `config.return_logits`; the logits of a loss call carry no graph
-            num_items_in_batch=None,        # the loss is the token-sum over this count (an accumulation window's), not the mean
+            num_items_in_batch=None,        # loss = token-sum / this count (an accumulation window's), not the mean
             grad_scale=None):               # what the caller scales the loss by before backward (a GradScaler's scale)
     "transformers' `CausalLMOutput` (logits, and loss when `labels` are given), layers streamed; the loss is chunked."
     self.check_batch(input_ids, attention_mask, labels)
     c = self.config
     moved = self._to_device(input_ids, attention_mask, labels)
     mv = lambda t: None if t is None else moved[id(t)]
-    ids = input_ids if c.embedding_on_host else mv(input_ids)  # a HostEmbedding looks the rows up where the ids already are
-    if labels is None or c.loss_chunk_size is None or not self.adapter.plain_head:  # transformers' own forward and loss
+    # a HostEmbedding looks the rows up where the ids already are
+    chunk = self.memory_plan.loss_chunk_size
+    ids = input_ids if self.memory_plan.embedding_on_host else mv(input_ids)
+    if labels is None or chunk is None or not self.adapter.plain_head:  # transformers' own forward and loss
         kw = {} if num_items_in_batch is None else dict(num_items_in_batch=num_items_in_batch)
         return self.hf(input_ids=ids, attention_mask=mv(attention_mask), labels=mv(labels), use_cache=False, **kw)
     hidden = self.hf.base_model(input_ids=ids, attention_mask=mv(attention_mask), use_cache=False).last_hidden_state
     head = self.hf.get_output_embeddings()
     want = c.return_logits if return_logits is None else return_logits  # the logits the loss computes, chunk by chunk
-    out = chunked_causal_lm_loss(hidden, head, mv(labels), c.loss_chunk_size, num_items_in_batch,  # never the whole logits
-                                 grad_scale=grad_scale, return_logits=want)                      # ... unless asked for
+    # never the whole logits ... unless asked for
+    out = chunked_causal_lm_loss(hidden, head, mv(labels), chunk, num_items_in_batch,
+                                 grad_scale=grad_scale, return_logits=want)
     loss, logits = out if want else (out, None)
     return LemaLossOutput(loss, logits)
 
 @patch
-def forward(self: StreamedCausalLM, input_ids, attention_mask=None, labels=None): return self.outputs(input_ids, attention_mask, labels)
+def forward(self: StreamedCausalLM, input_ids, attention_mask=None, labels=None):
+    return self.outputs(input_ids, attention_mask, labels)
 
 # %% ../nbs/04_adapters.ipynb #8bdc2c67
 def _rel(a, b): return ((a.float() - b.float()).norm() / b.float().norm().clamp_min(1e-12)).item()

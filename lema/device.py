@@ -1,4 +1,4 @@
-"""What the streamer and the offloader ask of a GPU, in one place; and a GPU simulated on the CPU, so that CI runs every CUDA branch.
+"""What the streamer and offloader ask of a GPU, in one place; a GPU simulated on the CPU, so CI runs every CUDA branch.
 
 Docs: https://lema-dev.github.io/lema/device.html.md"""
 
@@ -17,7 +17,8 @@ __all__ = ['CudaOps', 'SimulatedDevice', 'PinnedHost', 'device_ops', 'simulated_
 
 # %% ../nbs/01e_device.ipynb #de000006
 class CudaOps:
-    "What LEMA's streamer and offloader ask of a CUDA device (streams, events, async copies, page-locking): the one seam."
+    """What LEMA's streamer and offloader ask of a CUDA device (streams, events, async copies, page-locking):
+    the one seam."""
     def __init__(self, device="cuda"):
         device = torch.device(device)
         # 'cuda' alone means the current device; torch.cuda.set_device refuses a device without an index
@@ -43,13 +44,20 @@ class CudaOps:
     def to_device(self, src: torch.Tensor, stream) -> torch.Tensor:
         "A device copy of host tensor `src`, allocated and queued on `stream`."
         with torch.cuda.stream(stream): return src.to(self.device, non_blocking=True)
-    def empty(self, shape, dtype=torch.uint8) -> torch.Tensor: return torch.empty(shape, dtype=dtype, device=self.device)
+    def empty(self, shape, dtype=torch.uint8) -> torch.Tensor:
+        return torch.empty(shape, dtype=dtype, device=self.device)
     def record_stream(self, t: torch.Tensor, stream): t.record_stream(stream)  # `t` is in use on `stream` too
     def pinned_empty(self, shape, dtype) -> torch.Tensor: return torch.empty(shape, dtype=dtype, pin_memory=True)
     def register(self, ptr: int, nbytes: int) -> int:
         "Page-lock host memory `[ptr, ptr + nbytes)`; CUDA's error code (0: done)."
         return int(torch.cuda.cudart().cudaHostRegister(ptr, nbytes, 1))  # 1: cudaHostRegisterPortable
     def unregister(self, ptr: int) -> int: return int(torch.cuda.cudart().cudaHostUnregister(ptr))
+    def mem_get_info(self) -> tuple[int, int]:
+        "(free, total) bytes for this process: the device's, within `set_per_process_memory_fraction`'s cap."
+        free, total = torch.cuda.mem_get_info(self.device)
+        cap = int(torch.cuda.get_per_process_memory_fraction(self.device) * total)
+        if cap < total: free, total = max(0, min(free, cap - torch.cuda.memory_reserved(self.device))), cap
+        return free, total
 
 # %% ../nbs/01e_device.ipynb #de000008
 _PAGE = mmap.PAGESIZE
@@ -60,7 +68,8 @@ class _SimEvent:
     def __init__(self): self.done = threading.Event()
 
 class _SimStream:
-    "A simulated stream. The compute stream (`worker=False`) is the calling thread itself: its work is done once issued."
+    """A simulated stream.
+    The compute stream (`worker=False`) is the calling thread itself: its work is done once issued."""
     def __init__(self, sim, worker: bool):
         self.sim, self.q = sim, (queue.SimpleQueue() if worker else None)
         if worker:  # a side stream: its work runs in order on a thread of its own, each item after a random delay
@@ -80,10 +89,13 @@ def _sim_worker(sim, q):
 
 class SimulatedDevice(CudaOps):
     "A CUDA device simulated on the CPU (tests): side streams land later, events are real waits, pinning is checked."
-    def __init__(self, device="cuda", max_delay: float=2e-3, seed: int=0, timeout: float=60.0):
+    def __init__(self, device="cuda", max_delay: float=2e-3, seed: int=0, timeout: float=60.0,
+                 total_bytes: int=80 * 2**30):  # the card's memory: `empty` past it is an OutOfMemoryError
         self.max_delay, self.timeout, self._rng, self._errors = max_delay, timeout, random.Random(seed), []
+        self.total_bytes = total_bytes
         self._local, self._lock, self.stats = threading.local(), threading.Lock(), Counter()
-        self._registered, self._pinned, self.allocated_bytes = {}, {}, 0  # first page -> (last page, ptr); ptr -> nbytes
+        # first page -> (last page, ptr); ptr -> nbytes
+        self._registered, self._pinned, self.allocated_bytes = {}, {}, 0
         self._compute = _SimStream(self, worker=False)
         super().__init__(device)
 
@@ -97,14 +109,16 @@ class SimulatedDevice(CudaOps):
     def _wait(self, event):
         self.stats["waits"] += 1
         if not event.done.wait(self.timeout):
-            raise LemaError(f"simulated device: an event did not complete within {self.timeout:.0f} s (a hang on a GPU)")
+            raise LemaError(f"simulated device: an event did not complete within {self.timeout:.0f} s "
+                            "(a hang on a GPU)")
 
     def current_device(self) -> int: return getattr(self._local, "device", 0)
     def set_device(self, device):  # torch.cuda.set_device's check: an int, or a cuda device with an index
         d = torch.device(device) if isinstance(device, str) else device
         if isinstance(d, torch.device):
             if d.type != "cuda": raise ValueError(f"Expected a cuda device, but got: {d}")
-            if d.index is None: raise ValueError(f"Expected a torch.device with a specified index or an integer, but got:{d}")
+            if d.index is None: raise ValueError("Expected a torch.device with a specified index or an integer, "
+                                                 f"but got:{d}")
             d = d.index
         self._local.device = d
     def new_stream(self): return _SimStream(self, worker=True)
@@ -130,18 +144,25 @@ class SimulatedDevice(CudaOps):
             raise LemaError("simulated device: a non-blocking copy between the device and pageable host memory "
                             f"({tuple(src.shape)} -> {tuple(dst.shape)}): the host side must be page-locked")
         self.stats["copies"] += 1
-        stream.run(lambda: dst.copy_(src))  # reads `src` when it runs, as a DMA does: overwrite it early and it is wrong
+        # reads `src` when it runs, as a DMA does: overwrite it early and it is wrong
+        stream.run(lambda: dst.copy_(src))
     def to_device(self, src, stream):
         out = self.empty(src.shape, src.dtype); self.copy(out, src, stream); return out
     def empty(self, shape, dtype=torch.uint8):
         shape = torch.Size([shape] if isinstance(shape, int) else shape)
         n = shape.numel() * dtype.itemsize
+        with self._lock:
+            if self.allocated_bytes + n > self.total_bytes:
+                raise torch.OutOfMemoryError(f"simulated device: {n} bytes asked, {self.allocated_bytes} of "
+                                             f"{self.total_bytes} allocated")
+            self.allocated_bytes += n
         t = torch.full((n,), 255, dtype=torch.uint8).view(dtype).view(shape)  # all ones: NaN in every float dtype
-        with self._lock: self.allocated_bytes += n
         weakref.finalize(t.untyped_storage(), self._free, n)
         return t
     def _free(self, n):
         with self._lock: self.allocated_bytes -= n
+    def mem_get_info(self):
+        with self._lock: return self.total_bytes - self.allocated_bytes, self.total_bytes
     def record_stream(self, t, stream): self.stats["record_stream"] += 1
     def pinned_empty(self, shape, dtype):
         t = torch.empty(shape, dtype=dtype)
@@ -168,7 +189,8 @@ class SimulatedDevice(CudaOps):
 
 # %% ../nbs/01e_device.ipynb #de000016
 class PinnedHost:
-    "Page-locked host buffers, each on pages of its own (an anonymous mapping); unregistered on `close()` or collection."
+    """Page-locked host buffers, each on pages of its own (an anonymous mapping);
+    unregistered on `close()` or collection."""
     def __init__(self, ops: CudaOps|None):  # None: ordinary (pageable) host memory
         self.ops, self._blocks = ops, []      # (ptr, mapping, nbytes registered)
         self._finalizer = weakref.finalize(self, _unpin_blocks, ops, self._blocks)
@@ -180,8 +202,9 @@ class PinnedHost:
         mm = mmap.mmap(-1, size)  # page-aligned, its own pages; the tensor keeps the mapping alive
         t = torch.frombuffer(mm, dtype=torch.uint8)
         if (err := self.ops.register(t.data_ptr(), size)) != 0:
-            raise LemaError(f"could not pin {size / 2**30:.2f} GiB of host memory for the layer stream (CUDA error {err}): "
-                            "lower ram use (strategy='streaming', a smaller vram_buffer_size) or free host memory")
+            raise LemaError(f"could not pin {size / 2**30:.2f} GiB of host memory for the layer stream "
+                            f"(CUDA error {err}): lower ram use (strategy='streaming', a smaller vram_buffer_size) "
+                            "or free host memory")
         self._blocks.append((t.data_ptr(), mm, size))
         return t[:nbytes]
 
@@ -209,5 +232,6 @@ def simulated_device(**kw):
     try: yield sim
     finally: _SIMULATED.remove(sim)
 
-if os.environ.get("LEMA_SIMULATE_DEVICE"):  # a whole process (a test run) on the simulated device; the value is the seed
+# a whole process (a test run) on the simulated device; the value is the seed
+if os.environ.get("LEMA_SIMULATE_DEVICE"):
     _SIMULATED.append(SimulatedDevice(seed=int(os.environ["LEMA_SIMULATE_DEVICE"])))

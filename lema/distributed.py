@@ -1,4 +1,4 @@
-"""Several processes under torchrun: each rank streams its own copy of the frozen layers, only the LoRA gradients travel.
+"""Several processes under torchrun: each rank streams its own copy of the frozen layers; only LoRA gradients travel.
 
 Docs: https://lema-dev.github.io/lema/distributed.html.md"""
 
@@ -18,7 +18,8 @@ def torchrun_env() -> dict|None:
     "`{world_size, rank, local_rank}` when launched by torchrun with more than one process; None otherwise."
     ws = os.environ.get("WORLD_SIZE")
     if ws is None: return None
-    if not ws.isdigit() or int(ws) < 1: raise ConfigurationError(f"WORLD_SIZE={ws!r} in the environment: expected a positive integer")
+    if not ws.isdigit() or int(ws) < 1:
+        raise ConfigurationError(f"WORLD_SIZE={ws!r} in the environment: expected a positive integer")
     if int(ws) == 1: return None
     if missing := [k for k in _TORCHRUN if k not in os.environ]:
         raise ConfigurationError(f"WORLD_SIZE={ws} is set but {missing} are not: launch with torchrun "
@@ -39,7 +40,8 @@ class Distributed:
     def is_main(self) -> bool: return self.rank == 0
 
 def setup_distributed(device: str, timeout_s: float|None=None) -> Distributed|None:
-    "Join torch.distributed under torchrun (nccl on CUDA, gloo on CPU) unless the user already did; None for one process."
+    """Join torch.distributed under torchrun (nccl on CUDA, gloo on CPU) unless the user already did;
+    None for one process."""
     import torch.distributed as dist
     if dist.is_available() and dist.is_initialized():  # the user's (or transformers') process group: used as it is
         if dist.get_world_size() == 1: return None
@@ -60,21 +62,23 @@ def rank_device(device: str, d: Distributed|None) -> torch.device:
 
 # %% auto #0
 __all__ = ['torchrun_env', 'Distributed', 'setup_distributed', 'rank_device', 'check_same_everywhere', 'broadcast_from_main',
-           'average_gradients', 'sum_over_ranks', 'barrier', 'shard_loader']
+           'average_gradients', 'sum_over_ranks', 'max_over_ranks', 'gather_from_ranks', 'barrier', 'shard_loader']
 
 # %% ../nbs/05a_distributed.ipynb #5a000002
 def check_same_everywhere(d: Distributed|None, **facts):
-    "`ConfigurationError` on every rank unless each fact (JSON-able) is the same on all ranks: names what differs, and where."
+    """`ConfigurationError` on every rank unless each fact (JSON-able) is the same on all ranks:
+    names what differs, and where."""
     if d is None: return
     import torch.distributed as dist
-    mine = {k: hashlib.sha256(json.dumps(v, sort_keys=True, default=str).encode()).hexdigest()[:16] for k, v in facts.items()}
+    mine = {k: hashlib.sha256(json.dumps(v, sort_keys=True, default=str).encode()).hexdigest()[:16]
+            for k, v in facts.items()}
     every = [None] * d.world_size
     dist.all_gather_object(every, mine)
     if bad := [k for k in facts if len({e[k] for e in every}) > 1]:
         sides = lambda k: [[r for r, e in enumerate(every) if e[k] == h] for h in dict.fromkeys(e[k] for e in every)]
         where = "; ".join(f"{k}: ranks " + " vs ranks ".join(map(str, sides(k))) for k in bad)
-        raise ConfigurationError(f"the ranks disagree on {bad} ({where}; this is rank {d.rank}): every rank must train the same "
-                                 "checkpoint with the same LoRA configuration")
+        raise ConfigurationError(f"the ranks disagree on {bad} ({where}; this is rank {d.rank}): "
+                                 "every rank must train the same checkpoint with the same LoRA configuration")
 
 def _flat(tensors) -> torch.Tensor: return torch.cat([t.reshape(-1) for t in tensors])
 
@@ -94,11 +98,13 @@ def broadcast_from_main(d: Distributed|None, tensors: list[torch.Tensor]):
 
 @torch.no_grad()
 def average_gradients(d: Distributed|None, params: list[torch.Tensor], skip: bool=False) -> bool:
-    "Average `params`' grads over the ranks (one bucketed all-reduce; a missing grad counts as zeros). Returns whether any rank skips."
+    """Average `params`' grads over the ranks (one bucketed all-reduce; a missing grad counts as zeros).
+    Returns whether any rank skips."""
     if d is None: return skip
     import torch.distributed as dist
     flag = torch.tensor([float(skip)], device=params[0].device)
-    flat = torch.cat([flag] + [(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1).float() for p in params])
+    flat = torch.cat([flag] + [(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1).float()
+                               for p in params])
     dist.all_reduce(flat)  # SUM: DDP's average of per-rank mean losses is the sum / world_size
     flat[1:].div_(d.world_size)
     for p, g in zip(params, _pieces(flat[1:], params)):
@@ -107,13 +113,38 @@ def average_gradients(d: Distributed|None, params: list[torch.Tensor], skip: boo
     return bool(flat[0] > 0)
 
 @torch.no_grad()
-def sum_over_ranks(d: Distributed|None, *values: float) -> list[float]:
-    "The sums of `values` over the ranks (eval loss and token counts, logged losses)."
+def _over_ranks(d: Distributed|None, values, op: str) -> list[float]:
     if d is None: return list(values)
     import torch.distributed as dist
     t = torch.tensor(values, dtype=torch.float64, device="cuda" if dist.get_backend() == "nccl" else "cpu")
-    dist.all_reduce(t)
+    dist.all_reduce(t, op=getattr(dist.ReduceOp, op))
     return t.tolist()
+
+def sum_over_ranks(d: Distributed|None, *values: float) -> list[float]:
+    "The sums of `values` over the ranks (eval loss and token counts, logged losses)."
+    return _over_ranks(d, values, "SUM")
+
+def max_over_ranks(d: Distributed|None, *values: float) -> list[float]:
+    "The largest of each of `values` over the ranks (a stop any rank asks for: `fit` stops on every rank)."
+    return _over_ranks(d, values, "MAX")
+
+@torch.no_grad()
+def gather_from_ranks(d: Distributed|None, tensors: dict[str, torch.Tensor]) -> list[dict[str, torch.Tensor]]:
+    """Every rank's `tensors` (the same names, shapes and dtypes on each) in rank order, as bytes in one all-gather
+    (a checkpoint's RNG states); `[tensors]` for one process."""
+    if d is None: return [tensors]
+    import torch.distributed as dist
+    flat = torch.cat([t.detach().cpu().contiguous().reshape(-1).view(torch.uint8) for t in tensors.values()])
+    flat = flat.to("cuda" if dist.get_backend() == "nccl" else "cpu")
+    every = [torch.empty_like(flat) for _ in range(d.world_size)]
+    dist.all_gather(every, flat)
+    def unflat(b):
+        out, off, b = {}, 0, b.cpu()
+        for k, t in tensors.items():
+            n = t.numel() * t.element_size()
+            out[k] = b[off:off + n].clone().view(t.dtype).reshape(t.shape); off += n
+        return out
+    return [unflat(b) for b in every]
 
 def barrier(d: Distributed|None):
     if d is not None:
@@ -122,18 +153,23 @@ def barrier(d: Distributed|None):
 
 # %% ../nbs/05a_distributed.ipynb #5a000003
 def shard_loader(d: Distributed|None, loader, seed: int=0, pad: bool=True):
-    "This rank's part of `loader` (DistributedSampler semantics: disjoint, the same length on every rank, reshuffled by `set_epoch`)."
+    """This rank's part of `loader` (DistributedSampler semantics: disjoint, the same length on every rank,
+    reshuffled by `set_epoch`)."""
     if d is None: return loader
     from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, Subset
     if isinstance(loader, DataLoader):
         if isinstance(loader.sampler, DistributedSampler): return loader  # sharded by the user
         if loader.batch_size is None:
-            raise ConfigurationError("a DataLoader with its own batch_sampler cannot be sharded by LEMA: give it a DistributedSampler")
-        n, kw = len(loader.dataset), dict(batch_size=loader.batch_size, collate_fn=loader.collate_fn, num_workers=loader.num_workers,
-                                          drop_last=loader.drop_last, pin_memory=loader.pin_memory)
+            raise ConfigurationError("a DataLoader with its own batch_sampler cannot be sharded by LEMA: "
+                                     "give it a DistributedSampler")
+        n, kw = len(loader.dataset), dict(batch_size=loader.batch_size, collate_fn=loader.collate_fn,
+                                          num_workers=loader.num_workers, drop_last=loader.drop_last,
+                                          pin_memory=loader.pin_memory)
         if not pad:  # evaluation: every example once, no padding (the ranks' sums are added)
             return DataLoader(Subset(loader.dataset, range(d.rank, n, d.world_size)), shuffle=False, **kw)
-        sampler = DistributedSampler(loader.dataset, d.world_size, d.rank, shuffle=isinstance(loader.sampler, RandomSampler), seed=seed)
+        sampler = DistributedSampler(loader.dataset, d.world_size, d.rank,
+                                     shuffle=isinstance(loader.sampler, RandomSampler), seed=seed)
         return DataLoader(loader.dataset, sampler=sampler, **kw)
-    items = list(loader)  # a list (or any iterable) of batches: every world_size-th, cut to the same length on every rank
+    # a list (or any iterable) of batches: every world_size-th, cut to the same length on every rank
+    items = list(loader)
     return items[d.rank::d.world_size][:len(items) // d.world_size] if pad else items[d.rank::d.world_size]

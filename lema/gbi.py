@@ -52,29 +52,41 @@ def _read_header(path: Path) -> dict[str, TensorInfo]:
     "Parse and check the header of the safetensors file at `path`."
     if not path.is_file(): raise GBIError(f"{path}: no such safetensors file")
     size = path.stat().st_size
-    if size < 8: raise GBIError(f"{path}: {size} bytes is too short for a safetensors file (expected an 8-byte header length first)")
+    if size < 8: raise GBIError(f"{path}: {size} bytes is too short for a safetensors file "
+                                "(expected an 8-byte header length first)")
     with open(path, "rb") as f:
         (n,) = struct.unpack("<Q", f.read(8))
         if n > min(size - 8, _MAX_HEADER):
-            raise GBIError(f"{path}: header length {n} is impossible for a file of {size} bytes (truncated or not safetensors)")
+            raise GBIError(f"{path}: header length {n} is impossible for a file of {size} bytes "
+                           "(truncated or not safetensors)")
         raw = f.read(n)
     try: header = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as e: raise GBIError(f"{path}: header is not valid JSON ({e})") from None
-    if not isinstance(header, dict): raise GBIError(f"{path}: header should be a JSON object, got {type(header).__name__}")
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise GBIError(f"{path}: header is not valid JSON ({e})") from None
+    if not isinstance(header, dict):
+        raise GBIError(f"{path}: header should be a JSON object, got {type(header).__name__}")
     data0, infos = 8 + n, {}
     for name, h in header.items():
         if name == "__metadata__": continue
         try: dtype, shape, (b, e) = h["dtype"], tuple(h["shape"]), h["data_offsets"]
-        except (TypeError, KeyError, ValueError): raise GBIError(f"{path}: tensor {name!r} has a malformed header entry {h!r} (expected dtype, shape, data_offsets)") from None
-        if not isinstance(dtype, str) or dtype not in _ST_DTYPES: raise GBIError(f"{path}: tensor {name!r} has unsupported dtype {dtype!r} (expected one of {sorted(_ST_DTYPES)})")
-        if not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in shape) or not all(isinstance(o, int) and not isinstance(o, bool) for o in (b, e)):
-            raise GBIError(f"{path}: tensor {name!r} has a malformed shape {h['shape']!r} or data_offsets {h['data_offsets']!r}")
+        except (TypeError, KeyError, ValueError):
+            raise GBIError(f"{path}: tensor {name!r} has a malformed header entry {h!r} "
+                           "(expected dtype, shape, data_offsets)") from None
+        if not isinstance(dtype, str) or dtype not in _ST_DTYPES:
+            raise GBIError(f"{path}: tensor {name!r} has unsupported dtype {dtype!r} "
+                           f"(expected one of {sorted(_ST_DTYPES)})")
+        if not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in shape) \
+           or not all(isinstance(o, int) and not isinstance(o, bool) for o in (b, e)):
+            raise GBIError(f"{path}: tensor {name!r} has a malformed shape {h['shape']!r} "
+                           f"or data_offsets {h['data_offsets']!r}")
         if not 0 <= b <= e or data0 + e > size:
-            raise GBIError(f"{path}: tensor {name!r} has data_offsets [{b}, {e}] past the end of the data ({size - data0} bytes)")
+            raise GBIError(f"{path}: tensor {name!r} has data_offsets [{b}, {e}] past the end of the data "
+                           f"({size - data0} bytes)")
         numel = 1
         for s in shape: numel *= s
         if (e - b) != numel * _ST_DTYPES[dtype].itemsize:
-            raise GBIError(f"{path}: tensor {name!r} occupies {e - b} bytes but shape {list(shape)} of {dtype} needs {numel * _ST_DTYPES[dtype].itemsize}")
+            raise GBIError(f"{path}: tensor {name!r} occupies {e - b} bytes but shape {list(shape)} of {dtype} needs "
+                           f"{numel * _ST_DTYPES[dtype].itemsize}")
         infos[name] = TensorInfo(name, path, _ST_DTYPES[dtype], shape, data0 + b, data0 + e)
     try:  # the library's own validation: overlaps, holes, trailing bytes, ...
         with safe_open(str(path), framework="pt") as f: f.keys()
@@ -97,7 +109,8 @@ _LAYER_RE = re.compile(r"^(.*?\.)(\d+)\.")  # 'model.layers.3.mlp.up_proj.weight
 
 def _resolve_files(path: Path) -> tuple[list[Path], Path]:
     "The safetensors files behind `path`, and the directory that holds them."
-    if not path.exists(): raise GBIError(f"{path}: no such file or directory (expected a .safetensors file, an .index.json or a model directory)")
+    if not path.exists(): raise GBIError(f"{path}: no such file or directory "
+                                         "(expected a .safetensors file, an .index.json or a model directory)")
     if path.is_dir():
         for cand in ("model.safetensors", "model.safetensors.index.json"):
             if (path/cand).is_file(): return _resolve_files(path/cand)
@@ -105,10 +118,12 @@ def _resolve_files(path: Path) -> tuple[list[Path], Path]:
     if path.name.endswith(".index.json"):
         if not path.is_file(): raise GBIError(f"{path}: no such index file")
         try: wm = json.loads(path.read_text())["weight_map"]
-        except (json.JSONDecodeError, KeyError, TypeError) as e: raise GBIError(f"{path}: not a safetensors index (expected a JSON object with 'weight_map'): {e}") from None
+        except (json.JSONDecodeError, KeyError, TypeError) as e:
+            raise GBIError(f"{path}: not a safetensors index (expected a JSON object with 'weight_map'): {e}") from None
         if not isinstance(wm, dict): raise GBIError(f"{path}: 'weight_map' should map tensor names to shard files")
         return [path.parent/f for f in dict.fromkeys(sorted(wm.values()))], path.parent
-    if path.suffix != ".safetensors": raise GBIError(f"{path}: expected a .safetensors file, an .index.json or a model directory")
+    if path.suffix != ".safetensors":
+        raise GBIError(f"{path}: expected a .safetensors file, an .index.json or a model directory")
     return [path], path.parent
 
 class GlobalBinaryIndex:
@@ -126,8 +141,10 @@ class GlobalBinaryIndex:
                 self.tensors[name] = info
         self._maps = {}  # file -> (mmap, uint8 tensor), opened lazily
         self.aliases: dict[str, str] = {}  # tied or renamed (transformers' conversion) name -> stored name
-        self.renamed: dict[str, str] = {}  # the module's name -> the checkpoint's, where transformers renames at load time
-        self.fused: dict[str, FusedTensor] = {}  # expert stacks transformers assembles from per-expert tensors (notebook 01c)
+        # the module's name -> the checkpoint's, where transformers renames at load time
+        self.renamed: dict[str, str] = {}
+        # expert stacks transformers assembles from per-expert tensors (notebook 01c)
+        self.fused: dict[str, FusedTensor] = {}
         if config is None and (self.root/"config.json").is_file():
             from transformers import AutoConfig
             config = AutoConfig.from_pretrained(self.root)
@@ -142,7 +159,8 @@ class GlobalBinaryIndex:
     def _quantize_checkpoint(self, out, quant_type, double_quant, progress):
         raise ConfigurationError(f"quantize={quant_type!r}: writing 4-bit checkpoints is lema.quant's (notebook 01a)")
 
-    def __repr__(self): return f"GlobalBinaryIndex({self.path}: {len(self.tensors)} tensors in {len(self.files)} file(s), {self.num_layers} layers)"
+    def __repr__(self): return (f"GlobalBinaryIndex({self.path}: {len(self.tensors)} tensors in "
+                                f"{len(self.files)} file(s), {self.num_layers} layers)")
     def __len__(self): return len(self.tensors)
     def __contains__(self, name): return name in self.tensors or name in self.aliases or name in self.fused
     def keys(self): return list(self.tensors)
@@ -155,7 +173,8 @@ def locate(self: GlobalBinaryIndex, name: str) -> TensorInfo:
     "Where tensor `name` (or the tensor it is tied to) is stored."
     name = self.aliases.get(name, name)
     try: return self.tensors[name]
-    except KeyError: raise GBIError(f"{self.path}: tensor {name!r} is not in the checkpoint ({len(self.tensors)} tensors, e.g. {next(iter(self.tensors), None)!r})") from None
+    except KeyError: raise GBIError(f"{self.path}: tensor {name!r} is not in the checkpoint "
+                                    f"({len(self.tensors)} tensors, e.g. {next(iter(self.tensors), None)!r})") from None
 
 @patch
 def _buffer(self: GlobalBinaryIndex, file: Path) -> torch.Tensor:
@@ -169,7 +188,8 @@ def read_range(self: GlobalBinaryIndex, r: ByteRange|TensorInfo) -> torch.Tensor
 
 @patch
 def get_tensor(self: GlobalBinaryIndex, name: str) -> torch.Tensor:
-    "Tensor `name` as a CPU view of the file mapping (no copy; writes never reach the file); a fused expert stack is assembled (a copy)."
+    """Tensor `name` as a CPU view of the file mapping (no copy; writes never reach the file); a fused expert stack is
+    assembled (a copy)."""
     if name in self.fused:
         f = self.fused[name]
         return torch.cat([self.get_tensor(p).reshape(-1) for p in f.parts]).view(f.shape)
@@ -205,7 +225,8 @@ def _converted(self: GlobalBinaryIndex) -> set[str]:
 
 @patch
 def module_keys(self: GlobalBinaryIndex) -> list[str]:
-    "The tensors as the model's modules name them: the checkpoint's, with transformers' renames and fused expert stacks in place of their parts."
+    """The tensors as the model's modules name them: the checkpoint's, with transformers' renames and fused expert
+    stacks in place of their parts."""
     used = self._converted()
     return [n for n in self.tensors if n not in used] + list(self.renamed) + list(self.fused)
 
@@ -213,8 +234,10 @@ def module_keys(self: GlobalBinaryIndex) -> list[str]:
 def layer_names(self: GlobalBinaryIndex, i: int) -> list[str]:
     "Names of decoder layer `i`'s tensors, in file order."
     p = f"{self.layer_prefix}{i}."
-    names = sorted((n for n in self.tensors if n.startswith(p)), key=lambda n: (str(self.tensors[n].file), self.tensors[n].start))
-    if not names: raise GBIError(f"{self.path}: no tensors for layer {i} (prefix {p!r}; the checkpoint has {self.num_layers} layers)")
+    names = sorted((n for n in self.tensors if n.startswith(p)),
+                   key=lambda n: (str(self.tensors[n].file), self.tensors[n].start))
+    if not names: raise GBIError(f"{self.path}: no tensors for layer {i} (prefix {p!r}; "
+                                 f"the checkpoint has {self.num_layers} layers)")
     return names
 
 @patch
@@ -222,7 +245,8 @@ def ranges(self: GlobalBinaryIndex, names) -> list[ByteRange]:
     "The byte spans of tensors `names`, adjacent spans merged."
     out = []
     for inf in sorted((self.locate(n) for n in names), key=lambda t: (str(t.file), t.start)):
-        if out and out[-1].file == inf.file and out[-1].end == inf.start: out[-1] = ByteRange(inf.file, out[-1].start, inf.end)
+        if out and out[-1].file == inf.file and out[-1].end == inf.start:
+            out[-1] = ByteRange(inf.file, out[-1].start, inf.end)
         elif not (out and out[-1].file == inf.file and out[-1].start <= inf.start and inf.end <= out[-1].end):
             out.append(ByteRange(inf.file, inf.start, inf.end))
     return out
@@ -236,7 +260,8 @@ def layer_ranges(self: GlobalBinaryIndex, i: int) -> list[ByteRange]:
 def layer_range(self: GlobalBinaryIndex, i: int) -> ByteRange:
     "The single byte range of decoder layer `i`; `GBIError` if the layer is split."
     rs = self.layer_ranges(i)
-    if len(rs) != 1: raise GBIError(f"{self.path}: layer {i} is stored in {len(rs)} separate ranges (use `layer_ranges`, or `prepare_monolithic_safetensors`)")
+    if len(rs) != 1: raise GBIError(f"{self.path}: layer {i} is stored in {len(rs)} separate ranges "
+                                    "(use `layer_ranges`, or `prepare_monolithic_safetensors`)")
     return rs[0]
 
 # %% ../nbs/01_gbi.ipynb #b94c2320
@@ -245,7 +270,8 @@ def _meta_causal_lm(config) -> torch.nn.Module:
     with torch.device("meta"): return AutoModelForCausalLM.from_config(config)
 
 def expected_tensors(config, model=None) -> tuple[dict[str, tuple], dict[str, str]]:
-    "`({name: shape}, {tied name: source name})` for the causal-LM model `config` describes (`model`: built from it, on meta)."
+    """`({name: shape}, {tied name: source name})` for the causal-LM model `config` describes (`model`: built from it,
+    on meta)."""
     model = _meta_causal_lm(config) if model is None else model
     shapes = {n: tuple(t.shape) for n, t in model.state_dict().items()}
     seen, tied = {}, {}
@@ -270,14 +296,18 @@ def _check_against(self: GlobalBinaryIndex, config):
         if n not in self: problems.append(f"missing tensor {n!r} (expected shape {list(shape)})")
         elif n in self.fused:
             if self.fused[n].shape != shape:
-                problems.append(f"tensor {n!r}: expected shape {list(shape)} from the config, its {len(self.fused[n].parts)} "
-                                f"checkpoint tensors ({self.fused[n].parts[0]!r}, ...) make {list(self.fused[n].shape)}")
+                problems.append(f"tensor {n!r}: expected shape {list(shape)} from the config, "
+                                f"its {len(self.fused[n].parts)} checkpoint tensors ({self.fused[n].parts[0]!r}, ...) "
+                                f"make {list(self.fused[n].shape)}")
         elif n in self.quant:
             if self.quant[n].shape != shape:
-                problems.append(f"tensor {n!r}: expected shape {list(shape)} from the config, its quant state says {list(self.quant[n].shape)}")
+                problems.append(f"tensor {n!r}: expected shape {list(shape)} from the config, "
+                                f"its quant state says {list(self.quant[n].shape)}")
         elif tuple(self.locate(n).shape) != shape:
-            problems.append(f"tensor {n!r}: expected shape {list(shape)} from the config, found {list(self.locate(n).shape)}")
-    if problems: raise GBIError(f"{self.path} does not fit its {type(config).__name__}:\n  - " + "\n  - ".join(problems))
+            problems.append(f"tensor {n!r}: expected shape {list(shape)} from the config, "
+                            f"found {list(self.locate(n).shape)}")
+    if problems:
+        raise GBIError(f"{self.path} does not fit its {type(config).__name__}:\n  - " + "\n  - ".join(problems))
     self.unexpected = sorted(set(self.tensors) - set(shapes) - set(tied) - self._quant_states - self._converted())
 
 # %% ../nbs/01_gbi.ipynb #fd731b92
@@ -309,7 +339,8 @@ def _natural_key(name: str):
     return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
 
 def _write_safetensors(path, items, metadata=None, progress=False, desc="writing"):
-    "Write `items` — `(name, dtype, shape, get_bytes)` with `get_bytes()` giving the tensor's bytes — to `path`, one tensor at a time."
+    """Write `items` — `(name, dtype, shape, get_bytes)` with `get_bytes()` giving the tensor's bytes — to `path`, one
+    tensor at a time."""
     path, header, off = Path(path), {}, 0
     for name, dtype, shape, _ in items:
         n = dtype.itemsize
@@ -333,16 +364,20 @@ def _write_safetensors(path, items, metadata=None, progress=False, desc="writing
 def _tensor_bytes(t: torch.Tensor): return memoryview(t.contiguous().view(-1).view(torch.uint8).numpy())
 
 def prepare_monolithic_safetensors(src, out, progress=True,
-                                   quantize: str|None=None,   # "nf4" or "fp4": a bitsandbytes 4-bit model directory, as transformers writes it
-                                   double_quant: bool=True,   # 4-bit: quantize the absmax too (bitsandbytes' compress_statistics)
+                                   quantize: str|None=None,   # "nf4" or "fp4": a bitsandbytes 4-bit model directory
+                                                              # (as transformers writes it)
+                                   double_quant: bool=True,   # 4-bit: quantize the absmax too (compress_statistics)
                                   ) -> Path:
-    "Rewrite the checkpoint at `src` (file, index or directory) as one safetensors file; `out` is a directory or a `.safetensors` path."
+    """Rewrite the checkpoint at `src` (file, index or directory) as one safetensors file; `out` is a directory or a
+    `.safetensors` path."""
     gbi, out = GlobalBinaryIndex(src), Path(out)
-    if quantize is not None: return gbi._quantize_checkpoint(out, quantize, double_quant, progress)  # notebook 01a
+    if quantize is not None:
+        return gbi._quantize_checkpoint(out, quantize, double_quant, progress)  # notebook 01a
     target = out if out.suffix == ".safetensors" else out/"model.safetensors"
     target.parent.mkdir(parents=True, exist_ok=True)
     tied = set(expected_tensors(gbi.config)[1]) if gbi.config is not None else set()
-    names = sorted((n for n in gbi.keys() if n not in tied), key=_natural_key)  # a tied copy is written once, as its source
+    # a tied copy is written once, as its source
+    names = sorted((n for n in gbi.keys() if n not in tied), key=_natural_key)
     items = [(n, gbi.locate(n).dtype, gbi.locate(n).shape, _reader(gbi, n)) for n in names]
     _write_safetensors(target, items, progress=progress, desc="lema convert")
     if target.parent != gbi.root: _copy_side_files(gbi.root, target.parent)
@@ -379,6 +414,7 @@ def break_shared_weights(model: torch.nn.Module) -> torch.nn.Module:
         for pname, p in list(mod._parameters.items()):
             if p is None: continue
             key = id(p) if p.device.type == "meta" else (p.device, p.untyped_storage().data_ptr())
-            if key in seen: mod._parameters[pname] = torch.nn.Parameter(p.detach().clone(), requires_grad=p.requires_grad)
+            if key in seen:
+                mod._parameters[pname] = torch.nn.Parameter(p.detach().clone(), requires_grad=p.requires_grad)
             else: seen.add(key)
     return model

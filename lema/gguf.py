@@ -265,7 +265,7 @@ def gguf_model_dir(path,               # a .gguf file
     if (entry/"model.safetensors").is_file(): return entry  # written atomically: present means complete
     (locks := entry.parent/".locks").mkdir(parents=True, exist_ok=True)
     with open(locks/f"{entry.name}.lock", "w") as lock:  # another process converting this file (a notebook beside
-        fcntl.flock(lock, fcntl.LOCK_EX)                         # this one, a torchrun rank) finishes first; this one reuses it
+        fcntl.flock(lock, fcntl.LOCK_EX)                 # this one, a torchrun rank) finishes first; this one reuses it
         cached = recover_directory(entry)
         if (cached/"model.safetensors").is_file(): return cached
         return convert_gguf(src, cached, progress=progress)

@@ -10,8 +10,9 @@ import json, re
 from pathlib import Path
 from .config import ConfigurationError, GBIError
 
-_SMALL = ["config.json", "generation_config.json", "model.safetensors.index.json", "tokenizer.json", "tokenizer_config.json",
-          "tokenizer.model", "special_tokens_map.json", "added_tokens.json", "vocab.json", "merges.txt", "chat_template.jinja"]
+_SMALL = ["config.json", "generation_config.json", "model.safetensors.index.json", "tokenizer.json",
+          "tokenizer_config.json", "tokenizer.model", "special_tokens_map.json", "added_tokens.json", "vocab.json",
+          "merges.txt", "chat_template.jinja"]
 _REPO_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 
 def _weights(d: Path) -> list[str]|None:
@@ -26,7 +27,8 @@ def _complete(d: Path) -> bool:
     return (d/"config.json").is_file() and all((d/f).is_file() for f in (_weights(d) or ["?"]))
 
 def resolve_model_dir(name_or_path, revision: str|None=None, token: str|bool|None=None) -> Path:
-    "A local model directory for `name_or_path`: the path itself, or the hub repository's files LEMA reads (cache first)."
+    """A local model directory for `name_or_path`: the path itself, or the hub repository's files LEMA reads
+    (cache first)."""
     p = Path(name_or_path)
     if p.exists(): return p
     name = str(name_or_path)
@@ -36,26 +38,32 @@ def resolve_model_dir(name_or_path, revision: str|None=None, token: str|bool|Non
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
     where = f"the Hugging Face cache at {constants.HF_HUB_CACHE}"
     def fetch(patterns, local):
-        return Path(snapshot_download(name, revision=revision, token=token, allow_patterns=patterns, local_files_only=local))
+        return Path(snapshot_download(name, revision=revision, token=token, allow_patterns=patterns,
+                                      local_files_only=local))
     try:
         try: d = fetch(_SMALL + ["*.safetensors"], local=True)  # the cache first: nothing goes over the network
         except LocalEntryNotFoundError: d = None
         if d is None or not _complete(d):
-            if d is not None and not any(d.glob("*.safetensors")) and any(d.glob("*.bin")) or d is not None and any(d.glob("*.pth")):
-                raise GBIError(f"{name!r}: its cached snapshot {d} holds .bin/.pth weights only (pickles): LEMA reads safetensors")
+            if d is not None and not any(d.glob("*.safetensors")) and any(d.glob("*.bin")) or \
+               d is not None and any(d.glob("*.pth")):
+                raise GBIError(f"{name!r}: its cached snapshot {d} holds .bin/.pth weights only (pickles): "
+                               "LEMA reads safetensors")
             if constants.HF_HUB_OFFLINE: raise LocalEntryNotFoundError(f"{name} is not (completely) in {where}")
             d = fetch(_SMALL, local=False)                       # config, tokenizer, the shard index...
-            d = fetch(_weights(d) or ["*.safetensors"], local=False)  # ...then only the shards it names (never .bin/.pth)
+            d = fetch(_weights(d) or ["*.safetensors"], local=False)  # ...then only the shards it names
+                                                                      # (never .bin/.pth)
     except GBIError: raise
     except LocalEntryNotFoundError:
         raise ConfigurationError(f"{name!r} (revision {revision or 'main'}) is not in {where}, and the hub is offline "
-                                 "(HF_HUB_OFFLINE=1, or no network): download it once online, or give a local directory") from None
+                                 "(HF_HUB_OFFLINE=1, or no network): download it once online, "
+                                 "or give a local directory") from None
     except (HfHubHTTPError, OSError, ValueError) as e:
-        raise ConfigurationError(f"{name!r} (revision {revision or 'main'}): not found on the Hugging Face hub nor in {where} "
-                                 f"({type(e).__name__}: {str(e).splitlines()[0][:200]})") from None
+        raise ConfigurationError(f"{name!r} (revision {revision or 'main'}): not found on the Hugging Face hub "
+                                 f"nor in {where} ({type(e).__name__}: {str(e).splitlines()[0][:200]})") from None
     if not (d/"config.json").is_file(): raise ConfigurationError(f"{name!r}: the repository has no config.json")
     if not any(d.glob("*.safetensors")):
-        raise GBIError(f"{name!r}: the repository has no .safetensors weights (LEMA reads safetensors only, never .bin/.pth pickles)")
+        raise GBIError(f"{name!r}: the repository has no .safetensors weights "
+                       "(LEMA reads safetensors only, never .bin/.pth pickles)")
     return d
 
 # %% auto #0

@@ -40,8 +40,10 @@ class LoraLinear(nn.Module):
         self.lora_A = nn.Linear(in_f, r, bias=False, device=device, dtype=torch.float32)
         self.lora_B = nn.Linear(r, out_f, bias=False, device=device, dtype=torch.float32)
         self.scaling = lora_scaling(r, alpha, use_rslora)
-        self.lora_dropout = nn.Dropout(dropout) if dropout else nn.Identity()  # PEFT's: on the update's input, in train mode
-        self.quantized = False  # a 4-bit base weight (set by the model): PEFT's bnb order, the update rounded before the add
+        # PEFT's: on the update's input, in train mode
+        self.lora_dropout = nn.Dropout(dropout) if dropout else nn.Identity()
+        self.quantized = False  # a 4-bit base weight (set by the model): PEFT's bnb order,
+                                # the update rounded before the add
         self.reset_lora_parameters()
 
     def reset_lora_parameters(self):
@@ -55,7 +57,7 @@ class LoraLinear(nn.Module):
         x = x.to(self.lora_A.weight.dtype)
         update = self.lora_B(self.lora_A(self.lora_dropout(x))) * self.scaling
         if self.quantized: return result + update.to(result_dtype)  # PEFT's lora.bnb.Linear4bit: rounded, then added
-        return (result + update).to(result_dtype)                     # PEFT's lora.Linear: added in float32, then rounded
+        return (result + update).to(result_dtype)                   # PEFT's lora.Linear: added in float32, then rounded
 
     def delta_weight(self) -> torch.Tensor:
         "The update to the base weight, in the base weight's layout (`[out, in]`, or `[in, out]` for Conv1D)."
@@ -87,18 +89,22 @@ def _innermost(m: nn.Module) -> nn.Module:
     return m
 
 class LoraParam(nn.Module):
-    "PEFT's LoRA on a stacked expert parameter (`target_parameters`, PEFT's `ParamWrapper`): `W[e] + scaling·B_e @ A_e`."
-    def __init__(self, base_layer: nn.Module, parameter_name: str, target: str, r: int, alpha: float, device=None, use_rslora=False):
+    """PEFT's LoRA on a stacked expert parameter (`target_parameters`, PEFT's `ParamWrapper`):
+    `W[e] + scaling·B_e @ A_e`."""
+    def __init__(self, base_layer: nn.Module, parameter_name: str, target: str, r: int, alpha: float, device=None,
+                 use_rslora=False):
         super().__init__()
         if not isinstance(r, int) or r <= 0: raise ConfigurationError(f"`r` should be a positive integer, got {r}")
         module = _innermost(base_layer)
         shape = tuple(getattr(module, parameter_name).shape)
         if len(shape) != 3 or shape[0] < 2:
-            raise ConfigurationError(f"`lora_target_parameters` {target!r}: LoRA on a parameter needs a stack of experts "
-                                     f"[experts, ., .]; {type(module).__name__}.{parameter_name} is {list(shape)}")
-        self.base_layer, self.parameter_name, self.target, self.r, self.alpha = base_layer, parameter_name, target, r, alpha
+            raise ConfigurationError(
+                f"`lora_target_parameters` {target!r}: LoRA on a parameter needs a stack of experts [experts, ., .]; "
+                f"{type(module).__name__}.{parameter_name} is {list(shape)}")
+        self.base_layer, self.parameter_name, self.target, self.r, self.alpha = \
+            base_layer, parameter_name, target, r, alpha
         self.num_experts, d1, d2 = shape
-        self.transposed = bool(getattr(module, "is_transposed", False))  # [experts, in, out] rather than [experts, out, in]
+        self.transposed = bool(getattr(module, "is_transposed", False))  # [experts, in, out], not [experts, out, in]
         self.in_features, self.out_features = (d1, d2) if self.transposed else (d2, d1)
         self.lora_A = nn.Linear(self.in_features, r * self.num_experts, bias=False, device=device, dtype=torch.float32)
         self.lora_B = nn.Linear(r * self.num_experts, self.out_features, bias=False, device=device, dtype=torch.float32)
@@ -107,8 +113,8 @@ class LoraParam(nn.Module):
 
     def factors(self) -> tuple[torch.Tensor, torch.Tensor]:
         "`(lhs, rhs)` with the update `scaling · lhs @ rhs` in the parameter's layout (PEFT's `get_delta_factors`)."
-        a = self.lora_A.weight.reshape(self.num_experts, -1, self.in_features)                        # (experts, r, in)
-        b = self.lora_B.weight.reshape(self.out_features, -1, self.num_experts).permute(2, 0, 1)      # (experts, out, r)
+        a = self.lora_A.weight.reshape(self.num_experts, -1, self.in_features)                       # (experts, r, in)
+        b = self.lora_B.weight.reshape(self.out_features, -1, self.num_experts).permute(2, 0, 1)     # (experts, out, r)
         return (a.transpose(-2, -1), b.transpose(-2, -1)) if self.transposed else (b, a)
 
     def delta_weight(self) -> torch.Tensor:
@@ -120,29 +126,37 @@ class LoraParam(nn.Module):
         module = _innermost(self.base_layer)
         w = module._parameters[self.parameter_name]
         lhs, rhs = self.factors()
-        with torch.autocast(w.device.type, enabled=False):  # PEFT folds in the weight's dtype: one baddbmm, no delta tensor
-            module._parameters[self.parameter_name] = torch.baddbmm(w, lhs.to(w.dtype), rhs.to(w.dtype), alpha=self.scaling)
+        # PEFT folds in the weight's dtype: one baddbmm, no delta tensor
+        with torch.autocast(w.device.type, enabled=False):
+            module._parameters[self.parameter_name] = torch.baddbmm(w, lhs.to(w.dtype), rhs.to(w.dtype),
+                                                                    alpha=self.scaling)
         try: return self.base_layer(*args, **kwargs)
         finally: module._parameters[self.parameter_name] = w
 
-    def extra_repr(self): return f"{self.parameter_name}, experts={self.num_experts}, r={self.r}, alpha={self.alpha}, scaling={self.scaling:g}"
+    def extra_repr(self): return (f"{self.parameter_name}, experts={self.num_experts}, r={self.r}, "
+                                  f"alpha={self.alpha}, scaling={self.scaling:g}")
 
-def apply_lora_params(module: nn.Module, targets, r: int, alpha: float, device=None, use_rslora=False) -> dict[str, LoraParam]:
-    "Wrap the modules holding target parameters (`'mlp.experts.gate_up_proj'`) in `LoraParam`s, nested as PEFT nests them; `{name: wrapper}`."
+def apply_lora_params(module: nn.Module, targets, r: int, alpha: float, device=None,
+                      use_rslora=False) -> dict[str, LoraParam]:
+    """Wrap the modules holding target parameters (`'mlp.experts.gate_up_proj'`) in `LoraParam`s, nested as PEFT nests
+    them; `{name: wrapper}`."""
     for name, m in list(module.named_modules()):
         if isinstance(m, LoraParam) or not name: continue
         for pname in list(m._parameters):
             if matches_target(f"{name}.{pname}", targets):
                 parent, _, leaf = name.rpartition(".")
                 owner = module.get_submodule(parent) if parent else module
-                setattr(owner, leaf, LoraParam(getattr(owner, leaf), pname, f"{name}.{pname}", r, alpha, device, use_rslora))
-    return {n: m for n, m in module.named_modules() if isinstance(m, LoraParam)}  # the outer wrapper at `name`, inner ones at `.base_layer`
+                setattr(owner, leaf,
+                        LoraParam(getattr(owner, leaf), pname, f"{name}.{pname}", r, alpha, device, use_rslora))
+    # the outer wrapper at `name`, inner ones at `.base_layer`
+    return {n: m for n, m in module.named_modules() if isinstance(m, LoraParam)}
 
 # %% ../nbs/03_lora.ipynb #a70d1c02
 def _old(path: Path) -> Path: return path.with_name(f".{path.name}.old")
 
 def _leftovers(path: Path) -> list[Path]:
-    "What killed saves of `path` left beside it: `.NAME.tmp-*`, `.NAME.old` (and LEMA<=0.1's `.NAME.*.tmp`, `..NAME.*`)."
+    """What killed saves of `path` left beside it: `.NAME.tmp-*`, `.NAME.old` (and LEMA<=0.1's `.NAME.*.tmp`,
+    `..NAME.*`)."""
     n = re.escape(path.name)
     pat = re.compile(rf"\.{n}\.(old|tmp-\w+)|\.{n}\.\w{{8}}\.tmp|\.\.{n}\.\w{{8}}\.tmp\.(\w{{8}}\.tmp|old)")
     return [p for p in path.parent.iterdir() if pat.fullmatch(p.name)] if path.parent.is_dir() else []
@@ -167,7 +181,8 @@ def atomic_directory(path):
     recover_directory(path)
     for p in _leftovers(path): shutil.rmtree(p)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
-    umask = os.umask(0); os.umask(umask); os.chmod(tmp, 0o777 & ~umask)  # a directory's usual permissions, not mkdtemp's 0700
+    # a directory's usual permissions, not mkdtemp's 0700
+    umask = os.umask(0); os.umask(umask); os.chmod(tmp, 0o777 & ~umask)
     try:
         yield tmp
         _fsync_tree(tmp)
@@ -180,7 +195,8 @@ def atomic_directory(path):
 # %% ../nbs/03_lora.ipynb #c7ec6ca3
 ADAPTER_CONFIG, ADAPTER_WEIGHTS, PEFT_PREFIX = "adapter_config.json", "adapter_model.safetensors", "base_model.model."
 
-def write_adapter(directory, loras: dict[str, LoraLinear], base_model_name_or_path=None, fan_in_fan_out=False, targets=None):
+def write_adapter(directory, loras: dict[str, LoraLinear], base_model_name_or_path=None, fan_in_fan_out=False,
+                  targets=None):
     "Write `loras` as PEFT's two adapter files into the existing `directory` (no atomicity: see `save_adapter`)."
     with quiet_peft(): from peft import LoraConfig  # (below)
     first = next(iter(loras.values()))
@@ -200,7 +216,7 @@ def write_adapter(directory, loras: dict[str, LoraLinear], base_model_name_or_pa
     save_file(tensors, Path(directory)/ADAPTER_WEIGHTS, metadata={"format": "pt"})
 
 def save_adapter(path, loras: dict[str, LoraLinear], base_model_name_or_path=None, fan_in_fan_out=False, targets=None,
-                 extra=None):  # extra(tmp_dir): writes more files into the same atomic directory (e.g. lema_config.json)
+                 extra=None):  # extra(tmp_dir): writes more files in the same atomic directory (e.g. lema_config.json)
     "Write `loras` (`{module path: LoraLinear}`) as a PEFT LoRA adapter directory, atomically."
     with atomic_directory(path) as tmp:
         write_adapter(tmp, loras, base_model_name_or_path, fan_in_fan_out, targets)
@@ -230,11 +246,13 @@ def read_adapter_config(path) -> dict:
     except json.JSONDecodeError as e: raise AdapterError(f"{p}: not valid JSON ({e})") from None
     problems = []
     if cfg.get("peft_type") != "LORA": problems.append(f"peft_type is {cfg.get('peft_type')!r}, expected 'LORA'")
-    if not isinstance(cfg.get("r"), int) or cfg["r"] <= 0: problems.append(f"r should be a positive integer, got {cfg.get('r')!r}")
+    if not isinstance(cfg.get("r"), int) or cfg["r"] <= 0:
+        problems.append(f"r should be a positive integer, got {cfg.get('r')!r}")
     tm, tp = cfg.get("target_modules"), cfg.get("target_parameters")
     if not (isinstance(tm, list) or tm is None and isinstance(tp, list) and tp):
         problems.append(f"target_modules should be a list of names, got {tm!r}")
-    if tp is not None and not isinstance(tp, list): problems.append(f"target_parameters should be a list of names, got {tp!r}")
+    if tp is not None and not isinstance(tp, list):
+        problems.append(f"target_parameters should be a list of names, got {tp!r}")
     for k, bad in (("use_dora", True), ("bias", "lora_only"), ("bias", "all")):
         if cfg.get(k) == bad: problems.append(f"{k}={bad!r} is not supported by LEMA")
     for k in ("rank_pattern", "alpha_pattern", "modules_to_save", "layers_to_transform"):
@@ -249,11 +267,14 @@ def load_adapter_weights(path, loras: dict[str, LoraLinear]):
     try: sd = load_file(p)
     except Exception as e: raise AdapterError(f"{p}: unreadable safetensors ({e})") from None
     sd = {k.replace(".default.weight", ".weight"): v for k, v in sd.items()}  # some writers keep the adapter name
-    want = {f"{PEFT_PREFIX}{n}.lora_{ab}.weight": getattr(m, f"lora_{ab}").weight for n, m in loras.items() for ab in "AB"}
+    want = {f"{PEFT_PREFIX}{n}.lora_{ab}.weight": getattr(m, f"lora_{ab}").weight
+            for n, m in loras.items() for ab in "AB"}
     missing, unexpected = sorted(set(want) - set(sd)), sorted(set(sd) - set(want))
-    shapes = [f"{k}: expected {list(want[k].shape)}, found {list(sd[k].shape)}" for k in want if k in sd and sd[k].shape != want[k].shape]
+    shapes = [f"{k}: expected {list(want[k].shape)}, found {list(sd[k].shape)}"
+              for k in want if k in sd and sd[k].shape != want[k].shape]
     if missing or unexpected or shapes:
         raise AdapterError(f"{p} does not fit the model:" + "".join(f"\n  - {what}: {ks}" for what, ks in
-                           (("missing keys", missing), ("unexpected keys", unexpected), ("wrong shapes", shapes)) if ks))
+                           (("missing keys", missing), ("unexpected keys", unexpected),
+                            ("wrong shapes", shapes)) if ks))
     with torch.no_grad():
         for k, w in want.items(): w.copy_(sd[k])

@@ -1,4 +1,4 @@
-"""The causal-LM loss of a 128k vocabulary without its logits: the head and the cross-entropy run a chunk of tokens at a time.
+"""The causal-LM loss of a 128k vocabulary without its logits: head and cross-entropy run a chunk of tokens at a time.
 
 Docs: https://lema-dev.github.io/lema/loss.html.md"""
 
@@ -15,12 +15,14 @@ __all__ = ['chunked_causal_lm_loss']
 
 # %% ../nbs/03a_loss.ipynb #3a000005
 class _ChunkedCrossEntropy(torch.autograd.Function):
-    "Sum of the token cross-entropies of `hidden @ weight.T (+ bias)` over `denom`, a chunk of rows at a time, gradient included."
+    """Sum of the token cross-entropies of `hidden @ weight.T (+ bias)` over `denom`, a chunk of rows at a time,
+    gradient included."""
     @staticmethod
     def forward(ctx, hidden, weight, bias, targets, chunk_size: int, denom, grad_scale=None, keep_logits=False):
         total = torch.zeros((), dtype=torch.float32, device=hidden.device)
         grad = torch.empty_like(hidden) if ctx.needs_input_grad[0] else None
-        kept = hidden.new_empty(hidden.shape[0], weight.shape[0]) if keep_logits else None  # the caller's logits, if asked
+        # the caller's logits, if asked
+        kept = hidden.new_empty(hidden.shape[0], weight.shape[0]) if keep_logits else None
         factor = None if grad_scale is None else grad_scale / denom  # float32: the scale comes before the compute dtype
         for s in range(0, hidden.shape[0], chunk_size):
             with torch.enable_grad():
@@ -31,8 +33,9 @@ class _ChunkedCrossEntropy(torch.autograd.Function):
                 loss = F.cross_entropy(logits, targets[s:s + chunk_size], ignore_index=-100, reduction="sum")
                 # scaled where transformers' mean (and a GradScaler) scale it: in float32, before the compute dtype
                 scaled = loss / denom if factor is None else loss * factor
-            # the chunk's gradient now, while its logits exist: the loss is linear in the gradient that comes back, so the
-            # backward only multiplies by it -- by exactly 1.0 after a plain `loss.backward()` (Liger's fused linear CE)
+            # the chunk's gradient now, while its logits exist: the loss is linear in the gradient that comes back, so
+            # the backward only multiplies by it -- by exactly 1.0 after a plain `loss.backward()`
+            # (Liger's fused linear CE)
             if grad is not None: grad[s:s + chunk_size] = torch.autograd.grad(scaled, h)[0]
             total += loss.detach()
         ctx.save_for_backward(grad)
@@ -54,11 +57,12 @@ def chunked_causal_lm_loss(hidden: torch.Tensor,  # (batch, seq, hidden): the la
                            head: nn.Linear,       # the frozen LM head
                            labels: torch.Tensor,  # (batch, seq) token ids, -100 where nothing is predicted
                            chunk_size: int=256,   # tokens per chunk: the logits alive at once are chunk_size × vocab
-                           num_items_in_batch=None,  # divide the sum by this (an accumulation window's tokens); None: the mean
+                           num_items_in_batch=None,  # divide the sum by this (a whole window's tokens); None: the mean
                            grad_scale=None,       # what the loss is multiplied by before backward (GradScaler's scale)
-                           return_logits: bool=False,  # also the logits (batch, seq, vocab) each chunk computed, detached
+                           return_logits: bool=False,  # also each chunk's logits (batch, seq, vocab), detached
                           ):
-    "transformers' `ForCausalLMLoss` (shift, -100 ignored, float32) without the whole logits; `(loss, logits)` if asked."
+    """transformers' `ForCausalLMLoss` (shift, -100 ignored, float32) without the whole logits;
+    `(loss, logits)` if asked."""
     if head.weight.requires_grad or (head.bias is not None and head.bias.requires_grad):
         raise NotImplementedError("chunked_causal_lm_loss gives no gradient to the head: it must be frozen")
     targets = F.pad(labels, (0, 1), value=-100)[..., 1:].reshape(-1).to(hidden.device)   # token t predicts t+1

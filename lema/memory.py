@@ -1,4 +1,4 @@
-"""Device slots, pinned staging and a prefetch thread: one decoder layer moves as one block, while the previous one computes.
+"""Device slots, pinned staging, a prefetch thread: each decoder layer moves as one block while the previous computes.
 
 Docs: https://lema-dev.github.io/lema/memory.html.md"""
 
@@ -30,16 +30,19 @@ class LayerLayout:
     nbytes: int
 
 def layer_layout(gbi: GlobalBinaryIndex, names: list[str]) -> LayerLayout:
-    "The layout of tensors `names` of `gbi` when their ranges are packed into one buffer; a fused expert stack's parts go back to back."
+    """The layout of tensors `names` of `gbi` when their ranges are packed into one buffer; a fused expert stack's parts
+    go back to back."""
     plain = [n for n in names if n not in gbi.fused]
     ranges, starts, off = gbi.ranges(plain), [], 0
     for r in ranges: starts.append(off); off += r.nbytes
     tensors = {}
-    for n in (n for n in names if n in gbi.fused):  # transformers' expert stack (notebook 01c): its bytes, in order, are its parts'
+    # transformers' expert stack (notebook 01c): its bytes, in order, are its parts'
+    for n in (n for n in names if n in gbi.fused):
         f = gbi.fused[n]
         tensors[n] = (off, f.dtype, f.shape)
         for t in map(gbi.locate, f.parts):
-            if ranges and ranges[-1].file == t.file and ranges[-1].end == t.start: ranges[-1] = ByteRange(t.file, ranges[-1].start, t.end)
+            if ranges and ranges[-1].file == t.file and ranges[-1].end == t.start:
+                ranges[-1] = ByteRange(t.file, ranges[-1].start, t.end)
             else: ranges.append(ByteRange(t.file, t.start, t.end))
             off += t.nbytes
     for n in plain:
@@ -68,7 +71,7 @@ class LayerStreamer:
                  dtype: torch.dtype|None=None,  # compute dtype of floating tensors (None: as stored)
                  n_slots: int=2,           # device slots; >=2 lets the copy of i+1 overlap the compute of i
                  strategy=MemoryStrategy.STREAMING,
-                 n_fixed: int=0,           # layers 0..n_fixed-1 are copied to the device once and never streamed (a memory budget)
+                 n_fixed: int=0,           # layers 0..n_fixed-1 stay on the device, never streamed (a memory budget)
                  ops: CudaOps|None=None,   # the device seam (notebook 01e); None: `device_ops(device)`
                 ):
         if n_slots < 1: raise LemaError(f"`n_slots` should be at least 1, got {n_slots}")
@@ -76,16 +79,22 @@ class LayerStreamer:
         self.device = self.ops.tensor_device if self.ops is not None else torch.device(device)
         self.gbi, self.dtype, self.strategy, self.cuda = gbi, dtype, MemoryStrategy(strategy), self.ops is not None
         self.layouts = [layer_layout(gbi, names) for names in layers]
-        q = [{n: gbi.quant[n] for n in l.tensors if n in gbi.quant} for l in self.layouts]  # 4-bit weights, dequantized on acquire
+        # 4-bit weights, dequantized on acquire
+        q = [{n: gbi.quant[n] for n in l.tensors if n in gbi.quant} for l in self.layouts]
         self._quant = [(specs, quant_parts(specs)) for specs in q]
         self.n_fixed = min(max(n_fixed, 0), len(self.layouts))
         self.max_bytes = max((l.nbytes for l in self.layouts[self.n_fixed:]), default=0)
-        self.log, self.stats = deque(maxlen=4096), Counter()  # the latest events, in order (bounded: runs are long); loads/acquires/bytes
+        # the latest events, in order (bounded: runs are long); loads/acquires/bytes
+        self.log, self.stats = deque(maxlen=4096), Counter()
         self._lock, self._closed, self._pending = threading.Lock(), False, []
-        self.slots, self.staging, self.fixed, self.host = [], [], {}, None  # (what close() drops, should the build fail)
-        self._pinned = PinnedHost(self.ops)  # page-locked host memory (with a device), unpinned by close() or collection
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="lema-prefetch",  # its CUDA work goes to the model's device
-                                        **(dict(initializer=self.ops.set_device, initargs=(self.ops.device,)) if self.cuda else {}))
+        # what close() drops, should the build fail
+        self.slots, self.staging, self.fixed, self.host = [], [], {}, None
+        # page-locked host memory (with a device), unpinned by close() or collection
+        self._pinned = PinnedHost(self.ops)
+        # its CUDA work goes to the model's device
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="lema-prefetch",
+                                        **(dict(initializer=self.ops.set_device, initargs=(self.ops.device,))
+                                           if self.cuda else {}))
         try: self._allocate(n_slots)
         except BaseException: self.close(); raise  # nothing stays pinned or allocated after a failed construction
 
@@ -96,28 +105,32 @@ class LayerStreamer:
             for l in self.layouts[:-1]: self._host_off.append(self._host_off[-1] + l.nbytes)
             self.host = self._pinned.empty(sum(l.nbytes for l in self.layouts))
             for l, o in zip(self.layouts, self._host_off): self._fill(self.host[o:o + l.nbytes], l)
-        for i in range(self.n_fixed): self.fixed[i] = self._place(i)  # layer -> (device buffer or None, compute tensors or None)
+        # layer -> (device buffer or None, compute tensors or None)
+        for i in range(self.n_fixed): self.fixed[i] = self._place(i)
         streamed = len(self.layouts) > self.n_fixed
-        n = n_slots if streamed and (self.cuda or self.strategy == MemoryStrategy.STREAMING) else 0  # resident on CPU: no slots
-        if self.strategy == MemoryStrategy.STREAMING: self.staging = [self._pinned.empty(self.max_bytes) for _ in range(n)]
+        # resident on CPU: no slots
+        n = n_slots if streamed and (self.cuda or self.strategy == MemoryStrategy.STREAMING) else 0
+        if self.strategy == MemoryStrategy.STREAMING:
+            self.staging = [self._pinned.empty(self.max_bytes) for _ in range(n)]
         self.slots = [self.ops.empty(self.max_bytes) for _ in range(n)] if self.cuda else self.staging
         self._holds, self._busy, self._used = [None] * n, [False] * n, [0] * n  # layer in slot; acquired; last use
         self._pending, self._ready, self._freed, self._tick = [None] * n, [None] * n, [None] * n, 0
         if self.cuda:
             self.copy_stream = self.ops.new_stream()
-            for s in self.slots: self.ops.record_stream(s, self.copy_stream)  # freed while a copy writes into it: not reused early
+            # freed while a copy writes into it: not reused early
+            for s in self.slots: self.ops.record_stream(s, self.copy_stream)
 
     def __repr__(self):
-        return (f"LayerStreamer({len(self.layouts)} layers ({self.n_fixed} fixed on the device), {len(self.slots)} slots x "
-                f"{self.max_bytes/2**20:.2f} MiB, {self.strategy.value}, {self.device})")
+        return (f"LayerStreamer({len(self.layouts)} layers ({self.n_fixed} fixed on the device), "
+                f"{len(self.slots)} slots x {self.max_bytes/2**20:.2f} MiB, {self.strategy.value}, {self.device})")
 
     @property
-    def pinned_bytes(self) -> int: return self._pinned.nbytes  # page-locked host memory this streamer holds (whole pages)
+    def pinned_bytes(self) -> int: return self._pinned.nbytes  # page-locked host memory it holds (whole pages)
     @property
     def fixed_bytes(self) -> int:
         "Device bytes the fixed layers hold (the budget actually used)."
-        held = lambda b, v: b.numel() if b is not None else sum({t.untyped_storage().data_ptr(): t.untyped_storage().nbytes()
-                                                                 for t in v.values()}.values())
+        held = lambda b, v: b.numel() if b is not None else sum(
+            {t.untyped_storage().data_ptr(): t.untyped_storage().nbytes() for t in v.values()}.values())
         return sum(held(b, v) for b, v in self.fixed.values())
 
 # %% ../nbs/02_memory.ipynb #0ee8f5a3
@@ -138,11 +151,13 @@ def _load(self: LayerStreamer, i: int, s: int):
     lay = self.layouts[i]
     if not self.cuda: return self._fill(self.slots[s], lay)
     if self.strategy == MemoryStrategy.STREAMING:
-        if self._ready[s] is not None: self.ops.sync_event(self._ready[s])  # staging s is free once its last copy is done (this thread)
+        # staging s is free once its last copy is done (this thread)
+        if self._ready[s] is not None: self.ops.sync_event(self._ready[s])
         self._fill(self.staging[s], lay)
         src = self.staging[s][:lay.nbytes]
     else: src = self.host[self._host_off[i]:self._host_off[i] + lay.nbytes]
-    if self._freed[s] is not None: self.ops.wait_event(self.copy_stream, self._freed[s])  # compute on the slot's old layer is done
+    # compute on the slot's old layer is done
+    if self._freed[s] is not None: self.ops.wait_event(self.copy_stream, self._freed[s])
     self.ops.copy(self.slots[s][:lay.nbytes], src, self.copy_stream)
     self._ready[s] = self.ops.record(self.copy_stream)
 
@@ -162,18 +177,22 @@ def _place(self: LayerStreamer, i: int) -> tuple:
     pinned.close()
     if self._quant[i][0]: return buf, None  # 4-bit stays packed: dequantized per use
     views, ptr = self._views(buf, i), buf.untyped_storage().data_ptr()
-    if all(t.untyped_storage().data_ptr() == ptr for t in views.values()): return buf, views  # nothing cast: views of the buffer
-    return None, {n: t.clone() if t.untyped_storage().data_ptr() == ptr else t for n, t in views.items()}  # cast copies only
+    # nothing cast: views of the buffer
+    if all(t.untyped_storage().data_ptr() == ptr for t in views.values()): return buf, views
+    # cast copies only
+    return None, {n: t.clone() if t.untyped_storage().data_ptr() == ptr else t for n, t in views.items()}
 
 @patch
 def close(self: LayerStreamer):
-    "Wait for the loads in flight, stop the prefetch thread, drop slots, staging and fixed layers, unpin host memory. Idempotent."
+    """Wait for the loads in flight, stop the prefetch thread, drop slots, staging and fixed layers, unpin host memory.
+    Idempotent."""
     if self._closed: return
     self._closed = True
     for f in self._pending:
         if f is not None: f.exception()  # waits; an error there no longer matters
     self._pool.shutdown(wait=True)
-    if hasattr(self, "copy_stream"): self.ops.sync_stream(self.copy_stream)  # no DMA still writing into what is freed next
+    # no DMA still writing into what is freed next
+    if hasattr(self, "copy_stream"): self.ops.sync_stream(self.copy_stream)
     self.slots, self.staging, self.fixed, self.host, self._holds = [], [], {}, None, []
     self._pinned.close()
 
@@ -205,19 +224,23 @@ def prefetch(self: LayerStreamer, i: int):
 def acquire(self: LayerStreamer, i: int) -> dict[str, torch.Tensor]:
     "Layer `i`'s tensors on the device (in the compute dtype); waits only for layer `i` itself."
     self.log.append(("acquire", i))
-    if self._closed: raise LemaError("this model's layer streamer is closed (`close()` was called): build the model again")
-    if i in self.fixed: return self.fixed[i][1] or self._views(self.fixed[i][0], i)  # kept on the device: nothing to move
+    if self._closed:
+        raise LemaError("this model's layer streamer is closed (`close()` was called): build the model again")
+    # kept on the device: nothing to move
+    if i in self.fixed: return self.fixed[i][1] or self._views(self.fixed[i][0], i)
     if not self.slots: return self._views(self.buffer_of(i), i)  # resident on CPU: views into the host copy
     with self._lock:
         s = self._slot_of(i)
         if s is None: s = self._start(i)
         self.stats.update(acquires=1)
-        if s is None: raise LemaError(f"no free slot for layer {i}: all {len(self.slots)} slots are in use (release layers first)")
+        if s is None: raise LemaError(f"no free slot for layer {i}: all {len(self.slots)} slots are in use "
+                                      "(release layers first)")
         self._busy[s], self._tick = True, self._tick + 1
         self._used[s], fut = self._tick, self._pending[s]
     with torch.profiler.record_function("lema.wait_for_layer"):
         fut.result()  # the disk read (background thread) is done; on a GPU the copy is queued
-    if self.cuda: self.ops.wait_event(self.ops.current_stream(), self._ready[s])  # compute waits for the copy: no host sync
+    # compute waits for the copy: no host sync
+    if self.cuda: self.ops.wait_event(self.ops.current_stream(), self._ready[s])
     return self._views(self.slots[s], i)
 
 @patch
@@ -260,29 +283,32 @@ def _views(self: LayerStreamer, buf: torch.Tensor, i: int) -> dict[str, torch.Te
     quant, parts = self._quant[i]
     for name, t in raw.items():
         if name in parts: continue  # a quant state: used by `dequantize`, not a parameter
-        if name in quant: t = dequantize(quant[name], raw, self.dtype)  # 4-bit: bitsandbytes' kernels, into the compute dtype
+        # 4-bit: bitsandbytes' kernels, into the compute dtype
+        if name in quant: t = dequantize(quant[name], raw, self.dtype)
         elif self.dtype is not None and t.is_floating_point() and t.dtype != self.dtype: t = t.to(self.dtype)
         out[name] = t
     return out
 
 # %% ../nbs/02_memory.ipynb #02a1d002
 class Offloaded:
-    "One offloaded tensor: its host copy and that copy's event. The autograd graph that needs it holds it, so it goes with it."
+    """One offloaded tensor: its host copy and that copy's event. The autograd graph that needs it holds it, so it goes
+    with it."""
     __slots__ = ("key", "host", "written", "__weakref__")
     def __init__(self, key, host, written=None): self.key, self.host, self.written = key, host, written
 
 class ActivationOffloader:
     "Keeps tensors (layer inputs) in pinned host memory between the forward and the backward; on CPU, as they are."
-    def __init__(self, device, ops: CudaOps|None=None):  # ops: the device seam (notebook 01e); None: `device_ops(device)`
+    def __init__(self, device, ops: CudaOps|None=None):  # ops: device seam (notebook 01e); None: `device_ops(device)`
         self.ops = ops if ops is not None else device_ops(device)
         self.device = self.ops.tensor_device if self.ops is not None else torch.device(device)
         self.cuda, self.passes = self.ops is not None, 0
-        self.host = weakref.WeakValueDictionary()  # key -> Offloaded, while its graph lives (a skipped backward drops it)
+        self.host = weakref.WeakValueDictionary()  # key -> Offloaded while its graph lives: a skipped backward drops it
         self.back = {}                             # key -> (device tensor, event): on its way back, ahead of use
         if self.cuda: self.stream = self.ops.new_stream()
 
     def put(self, idx: int, t: torch.Tensor) -> Offloaded:
-        "Offload `t` (the input of layer `idx`): a handle for the caller to keep until `get`. Layer 0 starts a new pass."
+        """Offload `t` (the input of layer `idx`): a handle for the caller to keep until `get`. Layer 0 starts a new
+        pass."""
         if idx == 0:
             self.passes += 1
             self.back.clear()  # brought back for a backward that never came (an exception, a skipped non-finite loss)
@@ -292,7 +318,8 @@ class ActivationOffloader:
             e = Offloaded(key, self.ops.pinned_empty(t.shape, t.dtype))
             self.ops.wait_stream(self.stream, self.ops.current_stream())  # `t` has been computed
             self.ops.copy(e.host, t, self.stream)
-            self.ops.record_stream(t, self.stream)  # the allocator must not hand out t's memory before this copy is done
+            # the allocator must not hand out t's memory before this copy is done
+            self.ops.record_stream(t, self.stream)
             e.written = self.ops.record(self.stream)
         self.host[key] = e
         return e
@@ -325,6 +352,8 @@ def bind_parameters(module: nn.Module, tensors: dict[str, torch.Tensor], prefix:
     for name, t in tensors.items():
         path, _, leaf = name[len(prefix):].rpartition(".")
         m = module.get_submodule(path) if path else module
-        while leaf not in m._parameters and hasattr(m, "base_layer"): m = m.base_layer  # LoRA wrapper: frozen weight in base_layer
-        if leaf not in m._parameters: raise LemaError(f"checkpoint tensor {name!r} has no parameter in {type(module).__name__}")
+        # LoRA wrapper: frozen weight in base_layer
+        while leaf not in m._parameters and hasattr(m, "base_layer"): m = m.base_layer
+        if leaf not in m._parameters:
+            raise LemaError(f"checkpoint tensor {name!r} has no parameter in {type(module).__name__}")
         m._parameters[leaf] = nn.Parameter(t, requires_grad=False)

@@ -14,7 +14,8 @@ from torch import nn
 from fastcore.basics import patch
 from safetensors import safe_open
 from .config import AdapterError, ConfigurationError
-from .gbi import GlobalBinaryIndex, _copy_side_files, _natural_key, _tensor_bytes, _write_safetensors, expected_tensors
+from .gbi import (GlobalBinaryIndex, _copy_side_files, _natural_key, _tensor_bytes, _write_safetensors,
+                      expected_tensors)
 from .lora import ADAPTER_WEIGHTS, PEFT_PREFIX, atomic_directory, lora_scaling, read_adapter_config
 from .quant import dequantize, quant_parts, quantization_of, require_bitsandbytes
 from .model import LemaModel
@@ -26,7 +27,8 @@ __all__ = ['adapter_modules', 'LoraUpdate', 'plan_merge', 'parse_size', 'split_s
 _LORA_NAME = re.compile(r"(.+)\.lora_([AB])(?:\.default)?\.weight")  # some writers keep the adapter name ('default')
 
 def adapter_modules(adapter_dir) -> dict[str, dict[str, str]]:
-    "`{module: {'A': tensor name, 'B': tensor name}}` of the adapter's weights file; `AdapterError` names a stray tensor."
+    """`{module: {'A': tensor name, 'B': tensor name}}` of the adapter's weights file;
+    `AdapterError` names a stray tensor."""
     p = Path(adapter_dir)/ADAPTER_WEIGHTS
     if not p.is_file(): raise AdapterError(f"{adapter_dir}: no {ADAPTER_WEIGHTS}")
     try:
@@ -47,13 +49,15 @@ def adapter_modules(adapter_dir) -> dict[str, dict[str, str]]:
 # %% ../nbs/06b_merge.ipynb #6b000008
 @dataclass(frozen=True)
 class LoraUpdate:
-    "One base weight's update `scaling · B @ A`: the adapter's tensor names, and whether the weight is `[in, out]` (Conv1D)."
+    """One base weight's update `scaling · B @ A`: the adapter's tensor names, and whether the weight is `[in, out]`
+    (Conv1D)."""
     a: str
     b: str
     transpose: bool
 
 def plan_merge(gbi: GlobalBinaryIndex, mods: dict, r: int, adapter_file) -> dict[str, LoraUpdate]:
-    "`{base weight: LoraUpdate}` for the adapter's `mods`; one `AdapterError` names every tensor that does not fit the base."
+    """`{base weight: LoraUpdate}` for the adapter's `mods`;
+    one `AdapterError` names every tensor that does not fit the base."""
     from transformers import AutoModelForCausalLM
     with torch.device("meta"): model = AutoModelForCausalLM.from_config(gbi.config)
     tied, plan, problems = expected_tensors(gbi.config)[1], {}, []
@@ -68,7 +72,8 @@ def plan_merge(gbi: GlobalBinaryIndex, mods: dict, r: int, adapter_file) -> dict
                 problems.append(f"tensor {a!r}: {m!r} is a {type(mod).__name__}; merging supports nn.Linear and Conv1D")
                 continue
             if w in tied:
-                problems.append(f"tensor {a!r}: {w!r} is tied to {tied[w]!r}; merging into it would change both"); continue
+                problems.append(f"tensor {a!r}: {w!r} is tied to {tied[w]!r}; merging into it would change both")
+                continue
             if w not in gbi: problems.append(f"tensor {a!r}: the checkpoint has no {w!r}"); continue
             if w not in gbi.quant and not gbi.locate(w).dtype.is_floating_point:
                 problems.append(f"tensor {a!r}: {w!r} is {gbi.locate(w).dtype}, not a floating-point weight"); continue
@@ -86,7 +91,8 @@ def plan_merge(gbi: GlobalBinaryIndex, mods: dict, r: int, adapter_file) -> dict
 _UNITS = {"KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12, "KIB": 2**10, "MIB": 2**20, "GIB": 2**30}
 
 def parse_size(size: int|str) -> int:
-    "Bytes in `size`: an int, or a number and a unit as transformers' `max_shard_size` takes them ('5GB', '500MB', '2GiB')."
+    """Bytes in `size`: an int, or a number and a unit as transformers' `max_shard_size` takes them
+    ('5GB', '500MB', '2GiB')."""
     if isinstance(size, int) and not isinstance(size, bool) and size > 0: return size
     m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B)\s*", str(size), re.IGNORECASE)
     if m is None or m[2].upper() not in _UNITS or float(m[1]) <= 0:
@@ -116,16 +122,19 @@ def _merge_dtype(config) -> torch.dtype:
     return dt
 
 def _reader(gbi: GlobalBinaryIndex, name: str, dtype: torch.dtype, update: LoraUpdate|None, lora, scaling: float):
-    "A function that gives weight `name` as the merged model stores it (dequantized, plus the update, in `dtype`), as bytes."
+    """A function that gives weight `name` as the merged model stores it (dequantized, plus the update, in `dtype`),
+    as bytes."""
     def get():
         spec = gbi.quant.get(name)
         used = [name, *spec.parts()] if spec is not None else [name]
-        if spec is not None: w = dequantize(spec, {n: gbi.get_tensor(n) for n in used}, torch.float32 if update else dtype)
+        if spec is not None: w = dequantize(spec, {n: gbi.get_tensor(n) for n in used},
+                                            torch.float32 if update else dtype)
         else: w = gbi.get_tensor(name)  # a view of the mapping: never written to
         if update is not None:  # in float32, as PEFT's CPU merge computes the update, then back to the stored dtype
             delta = (lora.get_tensor(update.b).float() @ lora.get_tensor(update.a).float()) * scaling
             w = w.float() + (delta.T if update.transpose else delta)
-        w = w.to(dtype, copy=update is None and spec is None)  # always a copy: the pages can go before the bytes are written
+        # always a copy: the pages can go before the bytes are written
+        w = w.to(dtype, copy=update is None and spec is None)
         for n in used: gbi.release(gbi.locate(n))
         return _tensor_bytes(w)
     return get
@@ -136,7 +145,8 @@ def _check_out(out: Path, overwrite: bool, *inputs):
     if out.exists() and not out.is_dir(): raise ConfigurationError(f"{out} exists and is not a directory")
     for p in inputs:
         if Path(p).resolve().is_relative_to(out.resolve()):
-            raise ConfigurationError(f"{out} holds {p}, an input of the merge: write the merged model to a new directory")
+            raise ConfigurationError(f"{out} holds {p}, an input of the merge: "
+                                     "write the merged model to a new directory")
     if out.is_dir() and any(out.iterdir()) and not overwrite:
         raise ConfigurationError(f"{out} exists and is not empty: choose a new directory, or pass overwrite=True "
                                  "(`lema merge --overwrite`) to replace it")
@@ -150,7 +160,7 @@ def _unquantized_config(path: Path, dtype: torch.dtype):
 
 def merge_adapter(adapter_dir,                    # a PEFT (or LEMA) LoRA adapter directory
                   out,                            # the new model directory
-                  base=None,                      # the base model directory; None: the adapter's base_model_name_or_path
+                  base=None,                      # the base model dir; None: the adapter's base_model_name_or_path
                   max_shard_size: int|str="5GB",  # shards of at most this size, as transformers' `save_pretrained`
                   overwrite: bool=False,          # replace a non-empty `out`
                   progress: bool=True,
@@ -159,7 +169,8 @@ def merge_adapter(adapter_dir,                    # a PEFT (or LEMA) LoRA adapte
     adapter_dir, out = Path(adapter_dir), Path(out)
     acfg, mods = read_adapter_config(adapter_dir), adapter_modules(adapter_dir)
     if acfg.get("target_parameters"):
-        raise AdapterError(f"{adapter_dir}: the adapter adapts expert stacks (target_parameters {acfg['target_parameters']}); "
+        raise AdapterError(f"{adapter_dir}: the adapter adapts expert stacks "
+                           f"(target_parameters {acfg['target_parameters']}); "
                            "`lema merge` merges LoRA on linear layers only: merge it with PEFT's merge_and_unload")
     max_size = parse_size(max_shard_size)
     if not (base := base or acfg.get("base_model_name_or_path")):
@@ -172,13 +183,18 @@ def merge_adapter(adapter_dir,                    # a PEFT (or LEMA) LoRA adapte
     try:
         _check_out(out, overwrite, gbi.root, adapter_dir)
         if gbi.config is None:
-            raise ConfigurationError(f"{gbi.root}: no config.json beside the checkpoint (merging needs the model's config)")
+            raise ConfigurationError(f"{gbi.root}: no config.json beside the checkpoint "
+                                     "(merging needs the model's config)")
         if gbi.quant: require_bitsandbytes()
-        plan, scaling = plan_merge(gbi, mods, acfg["r"], adapter_dir/ADAPTER_WEIGHTS), lora_scaling(acfg["r"], acfg.get("lora_alpha", 8), bool(acfg.get("use_rslora")))  # 8: PEFT's default
+        # lora_alpha 8: PEFT's default
+        plan, scaling = (plan_merge(gbi, mods, acfg["r"], adapter_dir/ADAPTER_WEIGHTS),
+                         lora_scaling(acfg["r"], acfg.get("lora_alpha", 8), bool(acfg.get("use_rslora"))))
         shapes, tied = expected_tensors(gbi.config)
-        tied_copies = {t for t, s in tied.items() if t in gbi.tensors and s in gbi.tensors}  # written once, as the source
+        # tied copies: written once, as the source
+        tied_copies = {t for t, s in tied.items() if t in gbi.tensors and s in gbi.tensors}
         skip = quant_parts(gbi.quant) | tied_copies
-        names = [n for n in shapes if n in gbi.tensors and n not in skip]  # the model's order, as transformers shards it
+        # the model's order, as transformers shards it
+        names = [n for n in shapes if n in gbi.tensors and n not in skip]
         names += sorted(set(gbi.tensors) - set(shapes) - skip, key=_natural_key)
         qdtype = _merge_dtype(gbi.config) if gbi.quant else None
         dtype = {n: qdtype if n in gbi.quant else gbi.locate(n).dtype for n in names}
@@ -200,7 +216,8 @@ def merge_adapter(adapter_dir,                    # a PEFT (or LEMA) LoRA adapte
 
 # %% ../nbs/06b_merge.ipynb #6b000017
 @patch
-def merge_and_save(self: LemaModel, out, max_shard_size: int|str="5GB", overwrite: bool=False, progress: bool=True) -> Path:
+def merge_and_save(self: LemaModel, out, max_shard_size: int|str="5GB", overwrite: bool=False,
+                   progress: bool=True) -> Path:
     "Merge the model's current adapter into its base model and write the full model to `out` (`merge_adapter`)."
     with tempfile.TemporaryDirectory() as t:
         adapter = self.save_pretrained(Path(t)/"adapter")

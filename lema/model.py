@@ -1,4 +1,4 @@
-"""The public entry point: a Hugging Face causal LM whose frozen layers stay on disk, fine-tuned with LoRA, saved as a PEFT adapter.
+"""The public entry point: a Hugging Face causal LM, frozen layers on disk, LoRA fine-tuned, saved as a PEFT adapter.
 
 Docs: https://lema-dev.github.io/lema/model.html.md"""
 
@@ -22,23 +22,29 @@ __all__ = ['LemaModel', 'PeftCheckpointCallback']
 # %% ../nbs/06_model.ipynb #c07a7550
 class LemaModel(StreamedCausalLM):
     "A causal LM fine-tuned with LoRA while its frozen decoder layers stream from the safetensors checkpoint."
-    main_input_name, loss_type = "input_ids", "ForCausalLM"  # transformers' Trainer reads these: it counts shifted labels
+    # transformers' Trainer reads these: it counts shifted labels
+    main_input_name, loss_type = "input_ids", "ForCausalLM"
 
-    def forward(self, input_ids=None, attention_mask=None, labels=None, num_items_in_batch=None, return_dict=None, **kwargs):
-        "Without labels: the logits of a streamed forward (no grad, eval mode). With labels (transformers' `Trainer`): a `CausalLMOutput`."
+    def forward(self, input_ids=None, attention_mask=None, labels=None, num_items_in_batch=None, return_dict=None,
+                **kwargs):
+        """Without labels: the logits of a streamed forward (no grad, eval mode). With labels (transformers' `Trainer`):
+        a `CausalLMOutput`."""
         if bad := {k: v for k, v in kwargs.items() if v is not None and v is not False and k not in ("use_cache",)}:
-            raise InputError(f"LemaModel.forward does not take {sorted(bad)} (it takes input_ids, attention_mask, labels)")
+            raise InputError(f"LemaModel.forward does not take {sorted(bad)} "
+                             "(it takes input_ids, attention_mask, labels)")
         if labels is None and not return_dict:  # the seed API: `logits = model(input_ids)`
             was = self.training; self.eval()
             try:
                 with torch.no_grad(): return self.outputs(input_ids, attention_mask).logits
             finally: self.train(was)
         from transformers.modeling_outputs import CausalLMOutput
-        out = self.outputs(input_ids, attention_mask, labels, return_logits=not self.training, num_items_in_batch=num_items_in_batch)
+        out = self.outputs(input_ids, attention_mask, labels, return_logits=not self.training,
+                           num_items_in_batch=num_items_in_batch)
         return CausalLMOutput(loss=out.loss, logits=out._logits if isinstance(out, LemaLossOutput) else out.logits)
 
     def get_trainer(self, optimizer: torch.optim.Optimizer|None=None) -> LemaTrainer:
-        "A `LemaTrainer` for this model (AdamW at `config.learning_rate` — on the host with `optimizer_offload` — when no optimizer is given)."
+        """A `LemaTrainer` for this model (AdamW at `config.learning_rate` — on the host with `optimizer_offload` —
+        when no optimizer is given)."""
         if optimizer is None:
             cls = HostOffloadAdamW if self.config.optimizer_offload else torch.optim.AdamW
             optimizer = cls(self.get_trainable_parameters(), lr=self.config.learning_rate)
@@ -47,7 +53,8 @@ class LemaModel(StreamedCausalLM):
     # -- what transformers' Trainer (and TRL's SFTTrainer) call on a model --
     def activation_checkpointing_enable(self, *args, **kwargs): self._set_checkpointing(True)
     def activation_checkpointing_disable(self): self._set_checkpointing(False)
-    gradient_checkpointing_enable, gradient_checkpointing_disable = activation_checkpointing_enable, activation_checkpointing_disable
+    gradient_checkpointing_enable, gradient_checkpointing_disable = (activation_checkpointing_enable,
+                                                                     activation_checkpointing_disable)
     @property
     def is_activation_checkpointing(self) -> bool: return self.config.gradient_checkpointing
     is_gradient_checkpointing = is_activation_checkpointing
@@ -58,13 +65,15 @@ class LemaModel(StreamedCausalLM):
         for sl in self.hf.get_submodule(self.adapter.layers): sl.keep_activations = not on
 
     def add_model_tags(self, tags): self.hf.add_model_tags(tags)  # TRL tags the models it trains (model cards)
+    # the decoder without its head (TRL's fused head calls it), layers streamed
     @property
-    def base_model(self): return self.hf.base_model  # the decoder without its head (TRL's fused head calls it), layers streamed
+    def base_model(self): return self.hf.base_model
     def get_input_embeddings(self): return self.hf.get_input_embeddings()
     def get_output_embeddings(self): return self.hf.get_output_embeddings()
 
     def num_parameters(self, only_trainable: bool=False, exclude_embeddings: bool=False) -> int:
-        "Parameters of the model (those in the checkpoint, 4-bit ones counted unpacked, plus LoRA's), or the trainable ones."
+        """Parameters of the model (those in the checkpoint, 4-bit ones counted unpacked, plus LoRA's),
+        or the trainable ones."""
         lora = sum(p.numel() for p in self.get_trainable_parameters())
         if only_trainable: return lora
         parts = quant_parts(self.gbi.quant)
@@ -75,18 +84,21 @@ class LemaModel(StreamedCausalLM):
 
     def state_dict(self, *args, **kwargs) -> dict:
         "The LoRA weights under PEFT's names: all a checkpoint needs (the frozen weights stay in the safetensors file)."
-        return {f"{PEFT_PREFIX}{n}.lora_{ab}.weight": getattr(m, f"lora_{ab}").weight.detach() for n, m in self.loras.items() for ab in "AB"}
+        return {f"{PEFT_PREFIX}{n}.lora_{ab}.weight": getattr(m, f"lora_{ab}").weight.detach()
+                for n, m in self.loras.items() for ab in "AB"}
 
     def load_state_dict(self, state_dict, strict: bool=True, assign: bool=False):
         "Load LoRA weights saved by `state_dict` (transformers' Trainer resuming from its checkpoint)."
         from torch.nn.modules.module import _IncompatibleKeys
         mine = self.state_dict()
         missing, unexpected = sorted(set(mine) - set(state_dict)), sorted(set(state_dict) - set(mine))
-        if strict and (missing or unexpected): raise AdapterError(f"LoRA state dict: missing {missing}, unexpected {unexpected}")
+        if strict and (missing or unexpected):
+            raise AdapterError(f"LoRA state dict: missing {missing}, unexpected {unexpected}")
         with torch.no_grad():
             for n, m in self.loras.items():
                 for ab in "AB":
-                    if (k := f"{PEFT_PREFIX}{n}.lora_{ab}.weight") in state_dict: getattr(m, f"lora_{ab}").weight.copy_(state_dict[k])
+                    if (k := f"{PEFT_PREFIX}{n}.lora_{ab}.weight") in state_dict:
+                        getattr(m, f"lora_{ab}").weight.copy_(state_dict[k])
         return _IncompatibleKeys(missing, unexpected)
 
     def close(self):
@@ -105,12 +117,16 @@ class LemaModel(StreamedCausalLM):
 
 # %% ../nbs/06_model.ipynb #a3267977
 @patch
-def save_pretrained(self: LemaModel, save_directory, **kwargs) -> Path:  # (transformers' state_dict=, safe_serialization=, ...)
-    "Write the adapter in PEFT's format plus `lema_config.json` into `save_directory` (under torchrun: rank 0 writes, the others skip)."
+def save_pretrained(self: LemaModel, save_directory,
+                    **kwargs) -> Path:  # (transformers' state_dict=, safe_serialization=, ...)
+    """Write the adapter in PEFT's format plus `lema_config.json` into `save_directory` (under torchrun: rank 0 writes,
+    the others skip)."""
     if not self.loras: raise AdapterError("the model has no LoRA adapters to save: call `initialize_lora()` first")
-    if self.dist is not None and not self.dist.is_main: return Path(save_directory)  # the ranks hold the same adapter
-    return save_adapter(save_directory, self.loras, self.config.model_name_or_path, self.adapter.fan_in_fan_out, self.targets(),
-                        extra=self.config.save_pretrained)  # lema_config.json inside the same atomic directory
+    # the ranks hold the same adapter
+    if self.dist is not None and not self.dist.is_main: return Path(save_directory)
+    # lema_config.json inside the same atomic directory
+    return save_adapter(save_directory, self.loras, self.config.model_name_or_path, self.adapter.fan_in_fan_out,
+                        self.targets(), extra=self.config.save_pretrained)
 
 @patch(cls_method=True)
 def from_pretrained(cls: LemaModel, adapter_dir, **overrides) -> LemaModel:
@@ -118,7 +134,8 @@ def from_pretrained(cls: LemaModel, adapter_dir, **overrides) -> LemaModel:
     p = Path(adapter_dir)
     acfg = read_adapter_config(p)
     lora = dict(lora_rank=acfg["r"], lora_alpha=acfg["lora_alpha"], lora_target_modules=acfg["target_modules"],
-                lora_target_parameters=acfg.get("target_parameters") or None, lora_dropout=float(acfg.get("lora_dropout") or 0.0))
+                lora_target_parameters=acfg.get("target_parameters") or None,
+                lora_dropout=float(acfg.get("lora_dropout") or 0.0))
     if (p/CONFIG_NAME).is_file(): cfg = LemaConfig.from_pretrained(p, **{**overrides, **lora})
     else:
         base = overrides.pop("model_name_or_path", None) or acfg.get("base_model_name_or_path")
@@ -162,14 +179,74 @@ def _rebuild(self: LemaModel, device) -> LemaModel:
     for t in trainers: _move_optimizer_state(t.optimizer, device); self._trainers.add(t)
     return self._register_lora() if loras else self
 
+# %% ../nbs/06_model.ipynb #15f00002
+from .plan import MemoryPlanError, cheaper_plan
+from .memory import ActivationOffloader, LayerStreamer
+
+@patch
+def _apply_plan(self: LemaModel, plan):
+    "Move to memory plan `plan`: the layers kept and streamed, where layer inputs and the embedding wait."
+    old, c, layers = self.memory_plan, self.config, self.hf.get_submodule(self.adapter.layers)
+    if (plan.resident, plan.slots) != (old.resident, old.slots):
+        self.streamer.close()  # its slots and fixed layers go; the new streamer copies what it keeps
+        for layer in layers: layer._drop_weights()
+        self.streamer = LayerStreamer(self.gbi, self.layer_names, device=self.device, dtype=self.dtype,
+                                      n_slots=c.vram_buffer_size, strategy=c.strategy, n_fixed=plan.resident)
+        for layer in layers: layer.streamer = self.streamer
+    if plan.offload_activations and self.offloader is None:
+        self.offloader = ActivationOffloader(self.device)
+        for layer in layers: layer.offloader = self.offloader
+    if plan.embedding_on_host and not old.embedding_on_host: self._embedding_to_host(self.hf)
+    self.memory_plan = plan
+
+# %% ../nbs/06_model.ipynb #15f00003
+@patch
+def flight_check(self: LemaModel, batch_size: int, seq_len: int, verbose: bool=True):
+    """One forward and backward of a `batch_size` x `seq_len` batch under the memory plan, moving to cheaper plans
+    until one fits; leaves gradients, RNG and optimizer as they were. Returns the plan."""
+    params = self.get_trainable_parameters()
+    pending, rng, was = [p.grad for p in params], torch.random.get_rng_state(), self.training
+    cuda_rng = torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None
+    ids = torch.randint(0, self.hf_config.get_text_config().vocab_size, (batch_size, seq_len),
+                        generator=torch.Generator().manual_seed(0))
+    try:
+        while True:
+            for p in params: p.grad = None
+            try:
+                self.train(); self.outputs(ids, labels=ids, return_logits=False).loss.backward(); break
+            except torch.OutOfMemoryError:
+                if self.offloader is not None: self.offloader.clear()
+                old, tokens = self.memory_plan, batch_size * seq_len
+                if not old.auto:
+                    raise MemoryPlanError(f"out of memory at {batch_size} x {seq_len} tokens with your memory settings "
+                                          f"({old}); set device_budget_gb='auto' to let LEMA plan, or use shorter "
+                                          "sequences, a smaller batch with gradient accumulation, NF4") from None
+                c = self.config
+                try: new = cheaper_plan(self.memory_sizes, dataclasses.replace(old, tokens=tokens),
+                                        c.gradient_checkpointing, c.optimizer_offload, slots=c.vram_buffer_size,
+                                        cuda=self.streamer.cuda)
+                except MemoryPlanError as e:
+                    raise MemoryPlanError(f"out of memory at {batch_size} x {seq_len} tokens (batch x sequence) "
+                                          f"with every cheaper plan: {e}") from None
+                if verbose: print(f"LEMA flight check: out of memory at {batch_size} x {seq_len} tokens; now: {new}")
+                self._apply_plan(new)
+    finally:
+        for p, g in zip(params, pending): p.grad = g
+        torch.random.set_rng_state(rng)
+        if cuda_rng is not None: torch.cuda.set_rng_state(cuda_rng, self.device)
+        self.train(was)
+    return self.memory_plan
+
 # %% ../nbs/06_model.ipynb #14g00002
 def _max_length_of(hf_config) -> int|None:
     "How many positions the model has (None: no fixed limit)."
-    return getattr(hf_config, "n_positions", None) if hf_config.model_type == "gpt2" else getattr(hf_config, "max_position_embeddings", None)
+    return (getattr(hf_config, "n_positions", None) if hf_config.model_type == "gpt2"
+            else getattr(hf_config, "max_position_embeddings", None))
 
 @patch(as_prop=True)
 def generation_config(self: LemaModel):
-    "transformers' `GenerationConfig`: the checkpoint's `generation_config.json` (read once), else one from the model's config."
+    """transformers' `GenerationConfig`: the checkpoint's `generation_config.json` (read once),
+    else one from the model's config."""
     if not self.__dict__.get("_generation_config_read"):
         from transformers import GenerationConfig
         if self.model_dir is not None and (self.model_dir/"generation_config.json").is_file():
@@ -183,14 +260,16 @@ def generate(self: LemaModel, input_ids, attention_mask=None, **generate_kwargs)
     self.check_batch(input_ids, attention_mask)
     new = generate_kwargs.get("max_new_tokens")
     if (P := _max_length_of(self.hf_config)) is not None and new is not None and input_ids.shape[1] + new > P:
-        raise InputError(f"a prompt of {input_ids.shape[1]} tokens plus max_new_tokens={new} exceeds the model's {P} positions")
+        raise InputError(f"a prompt of {input_ids.shape[1]} tokens plus max_new_tokens={new} "
+                         f"exceeds the model's {P} positions")
     self.generation_config  # EOS and pad as the checkpoint says
     moved = self._to_device(input_ids, attention_mask)
-    ids = input_ids if self.config.embedding_on_host else moved[id(input_ids)]
+    ids = input_ids if self.memory_plan.embedding_on_host else moved[id(input_ids)]
     was = self.training; self.eval()
     try:
         with torch.no_grad():
-            return self.hf.generate(input_ids=ids, attention_mask=None if attention_mask is None else moved[id(attention_mask)],
+            return self.hf.generate(input_ids=ids,
+                                    attention_mask=None if attention_mask is None else moved[id(attention_mask)],
                                     **generate_kwargs)
     finally: self.train(was)
 

@@ -1,4 +1,4 @@
-"""transformers' load-time conversion of per-expert tensors into stacked experts, done as byte placement while a layer is copied.
+"""transformers' load-time merge of per-expert tensors into stacked experts, as byte placement while a layer is copied.
 
 Docs: https://lema-dev.github.io/lema/moe.html.md"""
 
@@ -12,7 +12,8 @@ from .config import GBIError, UnsupportedModelError
 
 @dataclass(frozen=True)
 class FusedTensor:
-    "A parameter transformers assembles at load time from several checkpoint tensors: their bytes, back to back in `parts` order."
+    """A parameter transformers assembles at load time from several checkpoint tensors: their bytes, back to back in
+    `parts` order."""
     parts: tuple  # checkpoint tensor names, in the order their bytes form the parameter
     dtype: torch.dtype
     shape: tuple
@@ -26,22 +27,26 @@ __all__ = ['FusedTensor', 'checkpoint_conversions']
 def _is(op, cls, dim): return type(op).__name__ == cls and getattr(op, "dim", None) == dim
 
 def _byte_order(name: str, conv, keys: dict[str, list[str]]) -> list[str]:
-    "The checkpoint tensors of `name` in the order their bytes form it, for the converters that only stack and concatenate."
+    """The checkpoint tensors of `name` in the order their bytes form it, for the converters that only stack and
+    concatenate."""
     ops, pats = conv.operations, [p for p in conv.source_patterns if p in keys]
     if len(ops) == 1 and _is(ops[0], "MergeModulelist", 0) and len(pats) == 1:
         return keys[pats[0]]  # torch.stack(experts): expert 0's bytes, then expert 1's, ...
     if len(ops) == 2 and _is(ops[0], "MergeModulelist", 0) and _is(ops[1], "Concatenate", 1):
         if len({len(keys[p]) for p in pats}) > 1:
-            raise GBIError(f"{name}: the checkpoint has " + " but ".join(f"{len(keys[p])} tensors {p!r}" for p in pats) +
+            raise GBIError(f"{name}: the checkpoint has " +
+                           " but ".join(f"{len(keys[p])} tensors {p!r}" for p in pats) +
                            " (each expert needs one of each)")
-        return [keys[p][e] for e in range(len(keys[pats[0]])) for p in pats]  # cat(stack(gate), stack(up), dim=1): per expert, gate then up
+        # cat(stack(gate), stack(up), dim=1): per expert, gate then up
+        return [keys[p][e] for e in range(len(keys[pats[0]])) for p in pats]
     how = ", ".join(f"{type(o).__name__}(dim={getattr(o, 'dim', None)})" for o in ops)
-    raise UnsupportedModelError(f"{name}: transformers builds it from {sum(map(len, keys.values()))} checkpoint tensors with "
-                                f"[{how}]; LEMA streams stacked "
-                                "(MergeModulelist(dim=0)) and per-expert concatenated (then Concatenate(dim=1)) tensors only")
+    raise UnsupportedModelError(f"{name}: transformers builds it from {sum(map(len, keys.values()))} checkpoint "
+                                f"tensors with [{how}]; LEMA streams stacked (MergeModulelist(dim=0)) and per-expert "
+                                "concatenated (then Concatenate(dim=1)) tensors only")
 
 def checkpoint_conversions(model: torch.nn.Module, tensors: dict) -> tuple[dict[str, str], dict[str, FusedTensor]]:
-    "`({module name: checkpoint name}, {module name: FusedTensor})`: transformers' load-time conversion of `tensors` (`{name: (dtype, shape)}`) for `model`."
+    """`({module name: checkpoint name}, {module name: FusedTensor})`: transformers' load-time conversion of `tensors`
+    (`{name: (dtype, shape)}`) for `model`."""
     from transformers.conversion_mapping import get_model_conversion_mapping
     from transformers.core_model_loading import WeightConverter, WeightRenaming, dot_natural_key, rename_source_key
     mapping = get_model_conversion_mapping(model, add_legacy=False)  # the model type's own renames and expert merges
@@ -60,11 +65,15 @@ def checkpoint_conversions(model: torch.nn.Module, tensors: dict) -> tuple[dict[
     for name, (conv, keys) in groups.items():
         parts = _byte_order(name, conv, keys)
         dtypes = {tensors[p][0] for p in parts}
-        if len(dtypes) > 1: raise GBIError(f"{name}: its checkpoint tensors have different dtypes {sorted(map(str, dtypes))} ({parts[0]!r}, ...)")
-        metas = {p: [torch.empty(tensors[k][1], dtype=torch.float32, device="meta") for k in ks] for p, ks in keys.items()}
+        if len(dtypes) > 1: raise GBIError(f"{name}: its checkpoint tensors have different dtypes "
+                                           f"{sorted(map(str, dtypes))} ({parts[0]!r}, ...)")
+        metas = {p: [torch.empty(tensors[k][1], dtype=torch.float32, device="meta") for k in ks]
+                 for p, ks in keys.items()}
         try:
-            for op in conv.operations: metas = op.convert(metas, source_patterns=conv.source_patterns, target_patterns=conv.target_patterns)
+            for op in conv.operations:
+                metas = op.convert(metas, source_patterns=conv.source_patterns, target_patterns=conv.target_patterns)
         except RuntimeError as e:
-            raise GBIError(f"{name}: its checkpoint tensors {parts[0]!r}, ... do not stack ({str(e).splitlines()[0]})") from None
+            raise GBIError(f"{name}: its checkpoint tensors {parts[0]!r}, ... do not stack "
+                           f"({str(e).splitlines()[0]})") from None
         fused[name] = FusedTensor(tuple(parts), dtypes.pop(), tuple(next(iter(metas.values())).shape))
     return renamed, fused

@@ -1,4 +1,4 @@
-"""bitsandbytes 4-bit (NF4/FP4) weights as transformers saves them: their tensor groups, their checks, dequantization on the device, and quantizing a full-precision checkpoint.
+"""bitsandbytes 4-bit (NF4/FP4) weights as transformers saves them: checks, dequantization on the device, quantizing.
 
 Docs: https://lema-dev.github.io/lema/quant.html.md"""
 
@@ -27,8 +27,9 @@ _STATE = ".quant_state.bitsandbytes__"  # 'model.layers.0.mlp.up_proj.weight.qua
 def require_bitsandbytes():
     "The `bitsandbytes` module, or a `MissingDependencyError` that says what to install."
     try: import bitsandbytes
-    except ImportError: raise MissingDependencyError("4-bit (NF4/FP4) checkpoints need bitsandbytes, which is not installed: "
-                                                     "pip install 'lema[quant]'  (or: pip install bitsandbytes)") from None
+    except ImportError:
+        raise MissingDependencyError("4-bit (NF4/FP4) checkpoints need bitsandbytes, which is not installed: "
+                                     "pip install 'lema[quant]'  (or: pip install bitsandbytes)") from None
     return bitsandbytes
 
 def quantization_of(hf_config) -> dict|None:
@@ -37,16 +38,19 @@ def quantization_of(hf_config) -> dict|None:
     if qc is None: return None
     if not isinstance(qc, dict): qc = qc.to_dict()
     if (m := str(qc.get("quant_method"))) != "bitsandbytes":
-        raise UnsupportedModelError(f"quantization_config.quant_method is {m!r}: LEMA streams bitsandbytes 4-bit checkpoints "
-                                    "(quant_method 'bitsandbytes', nf4 or fp4); for others, convert the full-precision model "
-                                    "with `lema convert SRC OUT --quantize nf4`")
+        raise UnsupportedModelError(f"quantization_config.quant_method is {m!r}: LEMA streams bitsandbytes 4-bit "
+                                    "checkpoints (quant_method 'bitsandbytes', nf4 or fp4); for others, convert the "
+                                    "full-precision model with `lema convert SRC OUT --quantize nf4`")
     if qc.get("load_in_8bit") or qc.get("_load_in_8bit"):
-        raise UnsupportedModelError("quantization_config: bitsandbytes 8-bit (LLM.int8) checkpoints are not supported; LEMA streams "
-                                    "4-bit ones (nf4, fp4): `lema convert SRC OUT --quantize nf4` makes one from the full-precision model")
+        raise UnsupportedModelError("quantization_config: bitsandbytes 8-bit (LLM.int8) checkpoints are not supported; "
+                                    "LEMA streams 4-bit ones (nf4, fp4): `lema convert SRC OUT --quantize nf4` makes "
+                                    "one from the full-precision model")
     if not (qc.get("load_in_4bit") or qc.get("_load_in_4bit")):
-        raise UnsupportedModelError(f"quantization_config names bitsandbytes but neither load_in_4bit nor load_in_8bit: {qc}")
+        raise UnsupportedModelError("quantization_config names bitsandbytes but neither load_in_4bit nor "
+                                    f"load_in_8bit: {qc}")
     if (qt := qc.get("bnb_4bit_quant_type", "fp4")) not in QUANT_TYPES:
-        raise UnsupportedModelError(f"quantization_config.bnb_4bit_quant_type is {qt!r}; supported: {list(QUANT_TYPES)}")
+        raise UnsupportedModelError(f"quantization_config.bnb_4bit_quant_type is {qt!r}; "
+                                    f"supported: {list(QUANT_TYPES)}")
     return qc
 
 # %% ../nbs/01a_quant.ipynb #2e0fd2cf
@@ -84,8 +88,10 @@ class QuantSpec:
 
     def state(self) -> dict:
         "The JSON state, as bitsandbytes' `QuantState.as_dict(packed=True)` writes it."
-        d = dict(quant_type=self.quant_type, blocksize=self.blocksize, dtype=str(self.dtype).removeprefix("torch."), shape=list(self.shape))
-        if self.nested: d.update(nested_blocksize=self.nested_blocksize, nested_dtype=str(self.nested_dtype).removeprefix("torch."),
+        d = dict(quant_type=self.quant_type, blocksize=self.blocksize, dtype=str(self.dtype).removeprefix("torch."),
+                 shape=list(self.shape))
+        if self.nested: d.update(nested_blocksize=self.nested_blocksize,
+                                 nested_dtype=str(self.nested_dtype).removeprefix("torch."),
                                  nested_offset=self.nested_offset)
         return d
 
@@ -94,12 +100,15 @@ def _spec(name: str, state: dict) -> QuantSpec:
     try:
         nested = {}
         if "nested_blocksize" in state:
-            nested = dict(nested_blocksize=int(state["nested_blocksize"]), nested_dtype=getattr(torch, state["nested_dtype"]),
+            nested = dict(nested_blocksize=int(state["nested_blocksize"]),
+                          nested_dtype=getattr(torch, state["nested_dtype"]),
                           nested_offset=float(state["nested_offset"]))
         spec = QuantSpec(name, state["quant_type"], int(state["blocksize"]), getattr(torch, state["dtype"]),
                          tuple(int(s) for s in state["shape"]), **nested)
-    except (KeyError, TypeError, ValueError, AttributeError) as e: raise ValueError(f"{type(e).__name__}: {e}") from None
-    if spec.quant_type not in QUANT_TYPES or spec.blocksize <= 0 or not spec.shape: raise ValueError(f"unexpected values {state}")
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise ValueError(f"{type(e).__name__}: {e}") from None
+    if spec.quant_type not in QUANT_TYPES or spec.blocksize <= 0 or not spec.shape:
+        raise ValueError(f"unexpected values {state}")
     return spec
 
 # %% ../nbs/01a_quant.ipynb #0257c45d
@@ -115,17 +124,21 @@ def find_quantized(gbi) -> dict[str, QuantSpec]:
         except (UnicodeDecodeError, json.JSONDecodeError, ValueError) as e:
             problems.append(f"tensor {sname!r}: not a bitsandbytes quant state ({e})"); continue
         finally: gbi.release(info)
-        if spec.quant_type != qt: problems.append(f"tensor {sname!r} says quant_type {spec.quant_type!r}, its name {qt!r}")
-        if name not in gbi.tensors: problems.append(f"missing packed weight {name!r} (its quant state {sname!r} is there)")
+        if spec.quant_type != qt:
+            problems.append(f"tensor {sname!r} says quant_type {spec.quant_type!r}, its name {qt!r}")
+        if name not in gbi.tensors:
+            problems.append(f"missing packed weight {name!r} (its quant state {sname!r} is there)")
         elif gbi.tensors[name].nbytes != spec.packed_bytes:
-            problems.append(f"tensor {name!r}: {gbi.tensors[name].nbytes} bytes of packed 4-bit weights, but its quant state says shape "
-                            f"{list(spec.shape)}, which packs into {spec.packed_bytes}")
+            problems.append(f"tensor {name!r}: {gbi.tensors[name].nbytes} bytes of packed 4-bit weights, "
+                            f"but its quant state says shape {list(spec.shape)}, which packs into {spec.packed_bytes}")
         for part, (dt, shape) in spec.parts().items():
             if part not in gbi.tensors: problems.append(f"missing quant-state tensor {part!r} of {name!r}")
             elif (gbi.tensors[part].dtype, tuple(gbi.tensors[part].shape)) != (dt, shape):
-                problems.append(f"tensor {part!r}: expected {dt} {list(shape)}, found {gbi.tensors[part].dtype} {list(gbi.tensors[part].shape)}")
+                problems.append(f"tensor {part!r}: expected {dt} {list(shape)}, "
+                                f"found {gbi.tensors[part].dtype} {list(gbi.tensors[part].shape)}")
         specs[name] = spec
-    if problems: raise GBIError(f"{gbi.path}: bitsandbytes 4-bit tensors that do not fit together:\n  - " + "\n  - ".join(problems))
+    if problems: raise GBIError(f"{gbi.path}: bitsandbytes 4-bit tensors that do not fit together:\n  - "
+                                + "\n  - ".join(problems))
     return specs
 
 def quant_parts(specs: dict[str, QuantSpec]) -> set[str]:
@@ -150,23 +163,29 @@ def dequantize(spec: QuantSpec, tensors: dict[str, torch.Tensor], dtype: torch.d
     require_bitsandbytes()
     n, ops = spec.name, torch.ops.bitsandbytes
     absmax = tensors[f"{n}.absmax"]
-    if spec.nested:  # the 8-bit absmax, scaled back by their own absmax, plus the offset taken out before quantizing them
-        absmax = ops.dequantize_blockwise.default(absmax, tensors[f"{n}.nested_absmax"], tensors[f"{n}.nested_quant_map"],
+    # the 8-bit absmax, scaled back by their own absmax, plus the offset taken out before quantizing them
+    if spec.nested:
+        absmax = ops.dequantize_blockwise.default(absmax, tensors[f"{n}.nested_absmax"],
+                                                  tensors[f"{n}.nested_quant_map"],
                                                   spec.nested_blocksize, torch.float32)
         absmax = absmax + spec.nested_offset  # a Python float: no host-to-device copy (and no sync) per weight
-    return ops.dequantize_4bit.default(tensors[n], absmax, spec.blocksize, spec.quant_type, list(spec.shape), dtype or spec.dtype)
+    return ops.dequantize_4bit.default(tensors[n], absmax, spec.blocksize, spec.quant_type, list(spec.shape),
+                                       dtype or spec.dtype)
 
 # %% ../nbs/01a_quant.ipynb #d95097ec
 _BLOCKSIZE, _NESTED = 64, (256, torch.float32, 0.0)  # transformers' Params4bit; bitsandbytes' double quantization
 
 def _state_bytes(spec: QuantSpec) -> int:
-    "Bytes of `spec`'s JSON state, padded to a width known before quantizing (the offset's digits are not: up to 24 characters)."
+    """Bytes of `spec`'s JSON state, padded to a width known before quantizing (the offset's digits are not: up to 24
+    characters)."""
     d = spec.state()
     if spec.nested: d["nested_offset"] = 0.0
     return len(json.dumps(d).encode()) + (21 if spec.nested else 0)
 
-def quantize(w: torch.Tensor, quant_type="nf4", double_quant=True, blocksize=_BLOCKSIZE) -> tuple[QuantSpec, dict[str, torch.Tensor]]:
-    "bitsandbytes' 4-bit quantization of weight `w`, as transformers does on load: its spec and `{name suffix: tensor}`."
+def quantize(w: torch.Tensor, quant_type="nf4", double_quant=True,
+             blocksize=_BLOCKSIZE) -> tuple[QuantSpec, dict[str, torch.Tensor]]:
+    """bitsandbytes' 4-bit quantization of weight `w`, as transformers does on load: its spec and
+    `{name suffix: tensor}`."""
     bnb = require_bitsandbytes()
     packed, qs = bnb.functional.quantize_4bit(w.contiguous(), blocksize=blocksize, compress_statistics=double_quant,
                                               quant_type=quant_type, quant_storage=torch.uint8)
@@ -178,7 +197,8 @@ def quantize(w: torch.Tensor, quant_type="nf4", double_quant=True, blocksize=_BL
     return spec, out
 
 def quantized_items(name: str, shape, dtype, read, quant_type="nf4", double_quant=True) -> list[tuple]:
-    "Safetensors items `(name, dtype, shape, get_bytes)` of weight `name` in 4-bit: shapes known now, `read()` quantized once, on first use."
+    """Safetensors items `(name, dtype, shape, get_bytes)` of weight `name` in 4-bit: shapes known now, `read()`
+    quantized once, on first use."""
     spec = QuantSpec(name, quant_type, _BLOCKSIZE, dtype, tuple(shape), *(_NESTED if double_quant else ()))
     cache = {}
     def part(suffix):
@@ -192,7 +212,8 @@ def quantized_items(name: str, shape, dtype, read, quant_type="nf4", double_quan
     return items
 
 def quantizable(config) -> list[str]:
-    "The weights transformers quantizes in 4-bit: every `nn.Linear`'s but the head's (and what is tied to the embedding)."
+    """The weights transformers quantizes in 4-bit: every `nn.Linear`'s but the head's (and what is tied to the
+    embedding)."""
     from transformers import AutoModelForCausalLM
     from transformers.quantizers.base import get_keys_to_not_convert
     with torch.device("meta"): model = AutoModelForCausalLM.from_config(config)

@@ -6,19 +6,22 @@ Docs: https://lema-dev.github.io/lema/trainer.html.md"""
 
 # %% ../nbs/05_trainer.ipynb #0742fb4b
 from __future__ import annotations
-import contextlib, dataclasses, itertools, json, math, os, re, resource, shutil, time, warnings, weakref
+import contextlib, dataclasses, itertools, json, math, os, re, resource, shutil, signal, sys, threading, time, types
+import warnings, weakref
 from collections.abc import Mapping
 from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 from fastcore.basics import patch
-from .config import CheckpointError, ConfigurationError, InputError, LemaConfig, LemaError
+from .config import CheckpointError, ConfigurationError, InputError, LemaConfig, LemaError, parse_duration
 from .lora import atomic_directory, recover_directory, write_adapter, load_adapter_weights
 from .adapters import StreamedCausalLM
-from .distributed import average_gradients, barrier, shard_loader, sum_over_ranks
+from .distributed import (average_gradients, barrier, gather_from_ranks, max_over_ranks, shard_loader,
+                              sum_over_ranks)
 
 # %% auto #0
-__all__ = ['NonFiniteLossError', 'NonFiniteGradientError', 'LemaTrainer', 'HostOffloadAdamW']
+__all__ = ['NonFiniteLossError', 'NonFiniteGradientError', 'LemaTrainer', 'TrainingInterrupted', 'stop_requests',
+           'HostOffloadAdamW']
 
 # %% ../nbs/05_trainer.ipynb #f1e8dd66
 def _unpack(input_ids, labels, attention_mask):
@@ -26,7 +29,8 @@ def _unpack(input_ids, labels, attention_mask):
     if isinstance(input_ids, Mapping):
         b = input_ids
         if "input_ids" not in b: raise InputError(f"a batch mapping needs 'input_ids'; it has {sorted(b)}")
-        input_ids, labels, attention_mask = b["input_ids"], b.get("labels", labels), b.get("attention_mask", attention_mask)
+        input_ids, labels, attention_mask = (b["input_ids"], b.get("labels", labels),
+                                             b.get("attention_mask", attention_mask))
     if labels is None and isinstance(input_ids, torch.Tensor):
         labels = input_ids if attention_mask is None else input_ids.masked_fill(attention_mask == 0, -100)
     return input_ids, labels, attention_mask
@@ -43,22 +47,34 @@ def _grad_norm(grads) -> torch.Tensor:
 
 class LemaTrainer:
     "Trains a LEMA model's LoRA adapters with any torch optimizer over them."
-    def __init__(self, model: StreamedCausalLM, optimizer: torch.optim.Optimizer, config: LemaConfig|None=None, scheduler=None,
-                 scaler: torch.amp.GradScaler|None|bool=None):  # None: a GradScaler when the model computes in float16; False: none
-        if not model.loras: raise ConfigurationError("the model has no LoRA adapters: call `model.initialize_lora()` before `get_trainer`")
+    def __init__(self, model: StreamedCausalLM, optimizer: torch.optim.Optimizer,
+                 config: LemaConfig|None=None, scheduler=None,
+                 scaler: torch.amp.GradScaler|None|bool=None):  # None: a GradScaler for a float16 model; False: none
+        if not model.loras: raise ConfigurationError("the model has no LoRA adapters: "
+                                                     "call `model.initialize_lora()` before `get_trainer`")
         self.model, self.optimizer, self.config, self.scheduler = model, optimizer, config or model.config, scheduler
         if scaler is None: scaler = torch.amp.GradScaler(model.device.type) if model.dtype == torch.float16 else False
-        self.scaler = scaler or None  # float16 gradients overflow: the loss is scaled up, the gradients down before they are used
-        model.__dict__.setdefault("_trainers", weakref.WeakSet()).add(self)  # `model.to(device)` moves their optimizer state
-        self.global_step, self.micro_step = 0, 0  # optimizer steps done; micro-steps into the current accumulation window
+        # float16 gradients overflow: the loss is scaled up, the gradients down before they are used
+        self.scaler = scaler or None
+        # `model.to(device)` moves their optimizer state
+        model.__dict__.setdefault("_trainers", weakref.WeakSet()).add(self)
+        # optimizer steps done; micro-steps into the current accumulation window
+        self.global_step, self.micro_step = 0, 0
         self.skipped_steps, self.last_grad_norm, self._bad_window, self._window_items = 0, None, False, None
+        # the loss summed (and tokens counted) since `fit`'s last log row: a checkpoint keeps them
+        self._log_loss, self._log_items = 0.0, 0
+        # why the last `fit` stopped early (None: it did not); what its stop message says to resume (None: the API)
+        self.stopped, self.resume_hint = None, None
+        self._in_fit, self._save_due, self._saved, self._rng_pending = False, False, None, None
 
     def train_step(self, input_ids, labels=None, attention_mask=None,
                    num_items_in_batch: int|None=None,  # tokens counted over the whole accumulation window
-                   return_logits: bool|None=None):     # None: `config.return_logits`; False: no logits computed, `(None, loss)`
+                   return_logits: bool|None=None):     # None: `config.return_logits`; False: no logits, `(None, loss)`
         "One micro-step: forward, loss, backward (+ the optimizer step ending a window). `(logits or None, loss)`."
         input_ids, labels, attention_mask = _unpack(input_ids, labels, attention_mask)
-        if not self.model.training: self.model.train()  # dropout (LoRA's and the model's) on, as transformers' Trainer does
+        self._rng_pending = None  # (a checkpoint's RNG state, applied at load: `fit` re-applies it unless a step ran)
+        # dropout (LoRA's and the model's) on, as transformers' Trainer does
+        if not self.model.training: self.model.train()
         want_logits = self.config.return_logits if return_logits is None else return_logits
         grad_scale = None  # what the loss is multiplied by before backward: the chunked loss applies it first (float16)
         if self.scaler is not None:  # the scaler's scale as a device tensor (1 · scale, exact): no device-to-host sync
@@ -66,13 +82,16 @@ class LemaTrainer:
             if num_items_in_batch is None: grad_scale = grad_scale / self.config.gradient_accumulation_steps
         out = self.model.outputs(input_ids, attention_mask, labels, return_logits=want_logits,
                                  num_items_in_batch=num_items_in_batch, grad_scale=grad_scale)
-        if num_items_in_batch is not None and self.micro_step == 0: self._window_items = num_items_in_batch  # a resume mid-window needs it
+        # a resume mid-window needs it
+        if num_items_in_batch is not None and self.micro_step == 0: self._window_items = num_items_in_batch
         if not bool(torch.isfinite(out.loss)):  # device-to-host sync: once per micro-step
             if self.config.on_nonfinite_loss == "raise":
-                raise NonFiniteLossError(f"loss is {out.loss.item()} at optimizer step {self.global_step + 1}, micro-step {self.micro_step + 1}")
+                raise NonFiniteLossError(f"loss is {out.loss.item()} at optimizer step {self.global_step + 1}, "
+                                         f"micro-step {self.micro_step + 1}")
             self._bad_window = True  # this window's update is skipped
-        # with `num_items_in_batch` the loss is this micro-batch's token-sum over the window's count, so the window's gradient
-        # is the full batch's whatever each micro-batch holds; without it, each micro-step adds its own mean / k
+        # with `num_items_in_batch` the loss is this micro-batch's token-sum over the window's count, so the window's
+        # gradient is the full batch's whatever each micro-batch holds; without it, each micro-step adds its own
+        # mean / k
         else:
             loss = out.loss if num_items_in_batch is not None else out.loss / self.config.gradient_accumulation_steps
             (loss if self.scaler is None else self.scaler.scale(loss)).backward()
@@ -81,16 +100,19 @@ class LemaTrainer:
         return (out.logits.detach() if want_logits else None), out.loss.detach()
 
     def _optimizer_step(self):
-        d = self.model.dist  # under torchrun: the ranks' gradients averaged (DDP's semantics); any rank's bad window skips on all
+        # under torchrun: the ranks' gradients averaged (DDP's semantics); any rank's bad window skips on all
+        d = self.model.dist
         skip = average_gradients(d, self.model.get_trainable_parameters(), self._bad_window)
-        if skip: warnings.warn(f"non-finite loss in the window of optimizer step {self.global_step + 1}: update skipped")
+        if skip: warnings.warn(f"non-finite loss in the window of optimizer step {self.global_step + 1}: "
+                               "update skipped")
         else:
             with torch.profiler.record_function("lema.optimizer_step"):
-                if self.scaler is not None:  # before the norm and the clipping; HostOffloadAdamW's on the device, before
-                    # the pull: on host grads GradScaler would read its non-blocking copies of inv_scale and found_inf early
+                if self.scaler is not None:  # before the norm and the clipping; HostOffloadAdamW's on the device,
+                    # before the pull: on host grads GradScaler would read its non-blocking copies of inv_scale and
+                    # found_inf early
                     view = getattr(self.optimizer, "device_view", contextlib.nullcontext)
                     with view(): self.scaler.unscale_(self.optimizer)
-                if hasattr(self.optimizer, "pull_grads"): self.optimizer.pull_grads()  # HostOffloadAdamW: on to the host
+                if hasattr(self.optimizer, "pull_grads"): self.optimizer.pull_grads()  # HostOffloadAdamW: to the host
                 params = [p for g in self.optimizer.param_groups for p in g["params"] if p.grad is not None]
                 self.last_grad_norm = norm = _grad_norm([p.grad for p in params]) if params else torch.zeros(())
                 if not bool(torch.isfinite(norm)):  # device-to-host sync: once per optimizer step
@@ -108,19 +130,19 @@ class LemaTrainer:
         if skip: self.skipped_steps += 1
         self.optimizer.zero_grad(set_to_none=True)
         self.micro_step, self.global_step, self._bad_window, self._window_items = 0, self.global_step + 1, False, None
-        if self.config.save_steps and self.global_step % self.config.save_steps == 0:
-            if d is None or d.is_main:  # the ranks hold the same adapter and optimizer state: rank 0 writes it
-                self.save_checkpoint(Path(self.config.output_dir)/f"checkpoint-{self.global_step}")
-                self._rotate_checkpoints()
-            barrier(d)  # no rank runs ahead of a checkpoint it might resume from
+        self._save_due = bool(self.config.save_steps) and self.global_step % self.config.save_steps == 0
+        # inside `fit` the checkpoint waits for this step's log row and evaluation (it carries the history)
+        if self._save_due and not self._in_fit: self._checkpoint_everywhere()
 
     def _rotate_checkpoints(self):
         "Keep the newest `save_total_limit` checkpoints of `output_dir`."
         if not self.config.save_total_limit: return
-        ckpts = sorted((p for p in Path(self.config.output_dir).glob("checkpoint-*") if re.fullmatch(r"checkpoint-\d+", p.name)),
+        ckpts = sorted((p for p in Path(self.config.output_dir).glob("checkpoint-*")
+                        if re.fullmatch(r"checkpoint-\d+", p.name)),
                        key=lambda p: int(p.name.split("-")[1]))
-        for p in ckpts[:-self.config.save_total_limit]: os.replace(p, p.with_name(f".{p.name}.deleting"))  # never half a checkpoint-N
-        for p in Path(self.config.output_dir).glob(".checkpoint-*.deleting"): shutil.rmtree(p)  # (and what a kill left here)
+        # never half a checkpoint-N
+        for p in ckpts[:-self.config.save_total_limit]: os.replace(p, p.with_name(f".{p.name}.deleting"))
+        for p in Path(self.config.output_dir).glob(".checkpoint-*.deleting"): shutil.rmtree(p)  # (and what a kill left)
 
 # %% ../nbs/05_trainer.ipynb #c064c129
 def _optimizer_to_files(opt) -> tuple[dict, dict]:
@@ -132,7 +154,8 @@ def _optimizer_to_files(opt) -> tuple[dict, dict]:
         if isinstance(v, list): return [enc(f"{key}.{i}", x) for i, x in enumerate(v)]
         if isinstance(v, dict): return {str(k): enc(f"{key}.{k}", x) for k, x in v.items()}
         if v is None or isinstance(v, (bool, int, float, str)): return v
-        raise CheckpointError(f"optimizer state {key!r} has a {type(v).__name__}, which LEMA cannot store without pickling")
+        raise CheckpointError(f"optimizer state {key!r} has a {type(v).__name__}, "
+                              "which LEMA cannot store without pickling")
     meta = {"state": {str(i): enc(f"state.{i}", s) for i, s in sd["state"].items()},
             "param_groups": [enc(f"group.{g}", grp) for g, grp in enumerate(sd["param_groups"])]}
     return tensors, meta
@@ -144,25 +167,58 @@ def _optimizer_from_files(tensors: dict, meta: dict) -> dict:
         if isinstance(v, dict): return {k: dec(x) for k, x in v.items()}
         if isinstance(v, list): return [dec(x) for x in v]
         return v
-    return {"state": {int(i): dec(s) for i, s in meta["state"].items()}, "param_groups": [dec(g) for g in meta["param_groups"]]}
+    return {"state": {int(i): dec(s) for i, s in meta["state"].items()},
+            "param_groups": [dec(g) for g in meta["param_groups"]]}
 
 @patch
-def save_checkpoint(self: LemaTrainer, path) -> Path:
-    "Write adapter, optimizer state, pending grads and trainer state into directory `path` (atomically)."
+def _rank_state(self: LemaTrainer) -> dict[str, torch.Tensor]:
+    """What is each rank's own: torch's RNG states (CPU, and the model's CUDA device), the loss and tokens since the
+    last log row, and under torchrun mid-window the window so far (token count, skip flag, gradients)."""
+    s = {"rng_cpu": torch.get_rng_state(),  # device-to-host sync (the loss sum): at checkpoints only
+         "log": torch.tensor([float(self._log_loss), self._log_items], dtype=torch.float64)}
+    if self.model.device.type == "cuda": s["rng_cuda"] = torch.cuda.get_rng_state(self.model.device)
+    if self.model.dist is not None and self.micro_step:  # the same names and shapes on every rank: one all-gather
+        ps = self.model.get_trainable_parameters()
+        s["window"] = torch.tensor([-1 if self._window_items is None else self._window_items, self._bad_window],
+                                   dtype=torch.float64)
+        s["has_grad"] = torch.tensor([p.grad is not None for p in ps], dtype=torch.uint8)
+        s.update({f"grad.{i}": (torch.zeros_like(p) if p.grad is None else p.grad).detach().cpu()
+                  for i, p in enumerate(ps)})
+    return s
+
+def _set_rng_state(model, s: dict):
+    "Put back `_rank_state`'s RNG states: dropout's next masks are the ones the saved run would have drawn."
+    torch.set_rng_state(s["rng_cpu"])
+    if "rng_cuda" in s and model.device.type == "cuda": torch.cuda.set_rng_state(s["rng_cuda"], model.device)
+
+@patch
+def save_checkpoint(self: LemaTrainer, path,
+                    ranks: dict|None=None):  # rank -> its `_rank_state()` (`fit` gathers them); None: this process's
+    "Write adapter, optimizer state, pending grads, RNG and trainer state into directory `path` (atomically)."
     m, path = self.model, Path(path)
     tensors, meta = _optimizer_to_files(self.optimizer)
-    grads = {f"grad.{i}": p.grad.detach().cpu().contiguous() for i, p in enumerate(m.get_trainable_parameters()) if p.grad is not None}
+    ranks, per_rank, grads = ranks or {m.dist.rank if m.dist is not None else 0: self._rank_state()}, {}, {}
+    for r, s in ranks.items():  # under torchrun mid-window: each rank's gradients so far, as `rank{r}.grad.{i}`
+        for k, v in s.items():
+            if not k.startswith("grad."): per_rank[f"rank{r}.{k}"] = v.contiguous()
+            elif s["has_grad"][int(k[5:])]: grads[f"rank{r}.{k}"] = v.contiguous()
+    if not grads:  # one process: its own, as `grad.{i}`
+        grads = {f"grad.{i}": p.grad.detach().cpu().contiguous() for i, p in enumerate(m.get_trainable_parameters())
+                 if p.grad is not None}
     state = {"global_step": self.global_step, "micro_step": self.micro_step, "skipped_steps": self.skipped_steps,
              "bad_window": self._bad_window, "window_items": self._window_items, "lema_config": self.config.to_dict(),
-             "world_size": m.dist.world_size if m.dist is not None else 1}
+             "world_size": m.dist.world_size if m.dist is not None else 1, "history": getattr(self, "history", []),
+             "log_loss_dtype": str(self._log_loss.dtype) if torch.is_tensor(self._log_loss) else None}
     if self.scheduler is not None: state["scheduler"] = self.scheduler.state_dict()
     if self.scaler is not None: state["grad_scaler"] = self.scaler.state_dict()  # floats and ints: JSON
-    with atomic_directory(path) as tmp:  # one atomic directory: a kill at any point leaves the old or the new checkpoint
+    # one atomic directory: a kill at any point leaves the old or the new checkpoint
+    with atomic_directory(path) as tmp:
         write_adapter(tmp, m.loras, m.config.model_name_or_path, m.adapter.fan_in_fan_out, m.targets())
         save_file(tensors, tmp/"optimizer.safetensors", metadata={"format": "pt"})
         (tmp/"optimizer.json").write_text(json.dumps(meta))
         if grads: save_file(grads, tmp/"grads.safetensors", metadata={"format": "pt"})
-        (tmp/"trainer_state.json").write_text(json.dumps(state, indent=2))
+        save_file(per_rank, tmp/"trainer_state.safetensors", metadata={"format": "pt"})  # RNG states: bytes, no pickle
+        (tmp/"trainer_state.json").write_text(json.dumps(state, indent=2, default=float))  # (a history's numpy floats)
     return path
 
 @patch
@@ -173,16 +229,22 @@ def load_checkpoint(self: LemaTrainer, path):
         if not (path/f).is_file(): raise CheckpointError(f"{path}: not a LEMA checkpoint (no {f})")
     try:
         state = json.loads((path/"trainer_state.json").read_text())
-        opt_sd = _optimizer_from_files(load_file(path/"optimizer.safetensors"), json.loads((path/"optimizer.json").read_text()))
-    except (json.JSONDecodeError, KeyError, OSError) as e: raise CheckpointError(f"{path}: unreadable checkpoint ({type(e).__name__}: {e})") from None
+        opt_sd = _optimizer_from_files(load_file(path/"optimizer.safetensors"),
+                                       json.loads((path/"optimizer.json").read_text()))
+    except (json.JSONDecodeError, KeyError, OSError) as e:
+        raise CheckpointError(f"{path}: unreadable checkpoint ({type(e).__name__}: {e})") from None
     world = self.model.dist.world_size if self.model.dist is not None else 1
     if state.get("world_size", 1) != world:  # the data's sharding (and what each step averaged) depends on it
-        raise CheckpointError(f"{path} was written by a run of {state.get('world_size', 1)} process(es); this one has {world}: resume "
-                              f"with the same number (torchrun --nproc_per_node {state.get('world_size', 1)}), or start a new run")
+        raise CheckpointError(f"{path} was written by a run of {state.get('world_size', 1)} process(es); "
+                              f"this one has {world}: resume with the same number "
+                              f"(torchrun --nproc_per_node {state.get('world_size', 1)}), or start a new run")
     load_adapter_weights(path, self.model.loras)
     self.optimizer.load_state_dict(opt_sd)
     params = self.model.get_trainable_parameters()
     grads = load_file(path/"grads.safetensors") if (path/"grads.safetensors").is_file() else {}
+    rank = self.model.dist.rank if self.model.dist is not None else 0
+    if any(k.startswith("rank") for k in grads):  # under torchrun mid-window: this rank's own gradients so far
+        grads = {k.split(".", 1)[1]: v for k, v in grads.items() if k.startswith(f"rank{rank}.")}
     for i, p in enumerate(params): p.grad = grads[f"grad.{i}"].to(p.device) if f"grad.{i}" in grads else None
     self.global_step, self.micro_step = state["global_step"], state["micro_step"]
     self.skipped_steps, self._bad_window = state.get("skipped_steps", 0), state.get("bad_window", False)
@@ -190,15 +252,106 @@ def load_checkpoint(self: LemaTrainer, path):
     if self.scaler is not None and state.get("grad_scaler"): self.scaler.load_state_dict(state["grad_scaler"])
     self._scheduler_state = state.get("scheduler")
     self._restore_scheduler()  # now, or when `fit` creates the scheduler
+    if "history" in state: self.history = state["history"]  # the rows so far: `fit` appends the rest
+    self._restore_rank_state(path, state)
     return self
+
+@patch
+def _restore_rank_state(self: LemaTrainer, path: Path, state: dict):
+    "This rank's part of `trainer_state.safetensors`: the loss since the last log row, its window, the RNG states."
+    f, rank = path/"trainer_state.safetensors", self.model.dist.rank if self.model.dist is not None else 0
+    mine = {k.split(".", 1)[1]: v for k, v in (load_file(f) if f.is_file() else {}).items()
+            if k.startswith(f"rank{rank}.")}
+    if "log" in mine:  # the next log row is the uninterrupted run's
+        dt, (loss, items) = state.get("log_loss_dtype"), mine["log"].tolist()
+        as_saved = lambda v: torch.tensor(v, dtype=getattr(torch, dt.split(".")[-1]), device=self.model.device)
+        self._log_loss, self._log_items = (as_saved(loss) if dt else 0.0), int(items)
+    if "window" in mine:  # under torchrun mid-window: this rank's token count and skip flag (the JSON has rank 0's)
+        items, bad = mine["window"].tolist()
+        self._window_items, self._bad_window = None if items < 0 else int(items), bool(bad)
+    # dropout's masks go on as in the saved run: from now (`train_step`), and again once `fit`'s data stands there
+    self._rng_pending, self._saved = {k: v for k, v in mine.items() if k.startswith("rng_")} or None, None
+    if self._rng_pending: _set_rng_state(self.model, self._rng_pending)
 
 @patch
 def _restore_scheduler(self: LemaTrainer):
     "Apply a checkpoint's scheduler state to the scheduler, once both exist; the learning rate resumes where it was."
     if self.scheduler is None or not getattr(self, "_scheduler_state", None): return
     self.scheduler.load_state_dict(self._scheduler_state)
-    for g, lr in zip(self.optimizer.param_groups, self.scheduler.get_last_lr()): g["lr"] = lr  # a new scheduler reset it
+    # a new scheduler reset it
+    for g, lr in zip(self.optimizer.param_groups, self.scheduler.get_last_lr()): g["lr"] = lr
     self._scheduler_state = None
+
+@patch
+def _checkpoint_everywhere(self: LemaTrainer) -> Path:
+    """`output_dir/checkpoint-<global_step>` now, on every rank together: rank 0 writes it, with each rank's RNG and
+    log state (gathered); no rank runs ahead of a checkpoint it might resume from."""
+    d, path = self.model.dist, Path(self.config.output_dir)/f"checkpoint-{self.global_step}"
+    self._save_due = False
+    if self._saved == (self.global_step, self.micro_step): return path  # (save_steps just wrote this very state)
+    ranks = dict(enumerate(gather_from_ranks(d, self._rank_state())))
+    # the ranks hold the same adapter and optimizer state: rank 0 writes it
+    if d is None or d.is_main: self.save_checkpoint(path, ranks=ranks); self._rotate_checkpoints()
+    barrier(d)
+    self._saved = (self.global_step, self.micro_step)
+    return path
+
+# %% ../nbs/05_trainer.ipynb #15a00002
+class TrainingInterrupted(KeyboardInterrupt):
+    """`fit` stopped by SIGINT or SIGTERM. `.checkpoint` is where the run stands (None: a second signal stopped it at
+    once), `.signal` the signal, `.step` the optimizer steps done; `.exit_code` the shell's: 130 or 143."""
+    def __init__(self, message: str, checkpoint: Path|None, sig: signal.Signals, step: int):
+        super().__init__(message)
+        self.checkpoint, self.signal, self.step = checkpoint, sig, step
+    @property
+    def exit_code(self) -> int: return 128 + int(self.signal)
+
+def _stop_handler(flag, step):
+    "The handler `stop_requests` installs: the first signal sets `flag.signal` (and says so); a second raises."
+    def handler(signum, frame):
+        sig = signal.Signals(signum)
+        if flag.signal is not None:
+            raise TrainingInterrupted(f"{sig.name} again: stopped at once, no checkpoint written", None, sig, step())
+        flag.signal, msg = sig, f"\nlema: {sig.name}: stopping after this step; again to stop at once\n"
+        try: print(msg, end="", file=sys.stderr, flush=True)
+        except RuntimeError: os.write(2, msg.encode())  # it interrupted a write to stderr (the bar): to the fd itself
+    return handler
+
+@contextlib.contextmanager
+def stop_requests(step=lambda: None):  # what a second signal's `TrainingInterrupted.step` says
+    """While inside, the first SIGINT or SIGTERM only sets the yielded `flag.signal` and says so in one line;
+    a second raises `TrainingInterrupted` at once. The previous handlers come back on the way out."""
+    flag = types.SimpleNamespace(signal=None)
+    # signals reach the main thread only (a notebook's cells run there; a test runner's may not)
+    if threading.current_thread() is not threading.main_thread(): yield flag; return
+    old = {s: signal.signal(s, _stop_handler(flag, step)) for s in (signal.SIGINT, signal.SIGTERM)}
+    try: yield flag
+    finally:
+        for s, h in old.items(): signal.signal(s, signal.SIG_DFL if h is None else h)
+
+def _deadline(max_time) -> float|None:
+    "The `time.monotonic()` at which `max_time` (seconds, or a duration like '11h30m') from now is up; None: never."
+    if max_time is None: return None
+    try: return time.monotonic() + parse_duration(max_time)
+    except ValueError as e: raise ConfigurationError(f"`max_time` {e}") from None
+
+@patch
+def _stop_reason(self: LemaTrainer, flag, deadline) -> signal.Signals|str|None:
+    "After each micro-step: the signal that asks to stop, 'max_time', or None; under torchrun, any rank's, on all."
+    sig, late = int(flag.signal or 0), float(deadline is not None and time.monotonic() >= deadline)
+    # the ranks' signals and clocks differ: they agree, and stop at the same micro-step
+    if self.model.dist is not None: sig, late = max_over_ranks(self.model.dist, sig, late)
+    return signal.Signals(int(sig)) if sig else "max_time" if late else None
+
+@patch
+def _stopped(self: LemaTrainer, why, path: Path):
+    "Say where the run stopped and how to resume it; a signal's stop then raises `TrainingInterrupted`."
+    self.stopped = why.name if isinstance(why, signal.Signals) else why
+    at = f"optimizer step {self.global_step}" + (f" + {self.micro_step} micro-step(s)" if self.micro_step else "")
+    hint = self.resume_hint or f"trainer.load_checkpoint({str(path)!r}), then trainer.fit(...) again"
+    msg = f"lema: stopped ({self.stopped}) at {at}; checkpoint {path}; to resume: {hint}"
+    if self.model.dist is None or self.model.dist.is_main: print(msg, file=sys.stderr, flush=True)
+    if isinstance(why, signal.Signals): raise TrainingInterrupted(msg, path, why, self.global_step)
 
 # %% ../nbs/05_trainer.ipynb #bf193c8c
 def _peak_memory_gb(device) -> float:
@@ -212,7 +365,8 @@ def _kept_tokens(batch) -> int:
 
 @patch
 def evaluate(self: LemaTrainer, dataloader) -> dict:
-    "Mean loss over the kept tokens of `dataloader`, and its perplexity (no grad, adapters unchanged; under torchrun, each rank a share)."
+    """Mean loss over the kept tokens of `dataloader`, and its perplexity (no grad, adapters unchanged; under torchrun,
+    each rank a share)."""
     d, total, n, was = self.model.dist, 0.0, 0, self.model.training
     self.model.eval()
     with torch.no_grad():
@@ -221,69 +375,134 @@ def evaluate(self: LemaTrainer, dataloader) -> dict:
             k = _kept_tokens(batch)
             total += self.model.outputs(input_ids, mask, labels, return_logits=False).loss.item() * k; n += k
     self.model.train(was)
-    total, n = sum_over_ranks(d, total, n)  # every rank the same answer (before any rank may raise: no rank left waiting)
+    # every rank the same answer (before any rank may raise: no rank left waiting)
+    total, n = sum_over_ranks(d, total, n)
     if n == 0: raise InputError("the evaluation data has no token to predict (all labels are -100)")
     return {"eval_loss": total / n, "eval_perplexity": math.exp(min(total / n, 50))}
 
 @patch
 def fit(self: LemaTrainer, train_dataloader, max_steps: int|None=None, epochs: int|None=None, eval_dataloader=None,
         eval_steps: int|None=None, max_grad_norm: float|None=None, lr_scheduler_type: str|None=None,
-        warmup_steps: int|None=None, logging_steps: int|None=None, progress: bool=True):
-    "Train until `max_steps` optimizer steps (or `epochs` passes); returns the history DataFrame."
+        warmup_steps: int|None=None, logging_steps: int|None=None, progress: bool=True,
+        max_time: float|str|None=None):  # stop with a checkpoint after this long ('11h30m', or seconds); None: config's
+    """Train until `max_steps` optimizer steps (or `epochs` passes) or `max_time`; returns the history DataFrame.
+    SIGINT/SIGTERM: a checkpoint after the current micro-step, then `TrainingInterrupted`."""
     from tqdm.auto import tqdm
     from transformers import get_scheduler
     c, k, d = self.config, self.config.gradient_accumulation_steps, self.model.dist
-    train_dataloader = shard_loader(d, train_dataloader, seed=c.seed)  # under torchrun: this rank's slice, as DistributedSampler
+    # under torchrun: this rank's slice, as DistributedSampler
+    train_dataloader = shard_loader(d, train_dataloader, seed=c.seed)
     if max_grad_norm is not None: self.config = c = dataclasses.replace(c, max_grad_norm=max_grad_norm)
+    deadline = _deadline(c.max_time if max_time is None else max_time)  # counted from here
     epochs = epochs or c.num_train_epochs
     per_epoch = math.ceil(len(train_dataloader) / k) if hasattr(train_dataloader, "__len__") else None
     total = max_steps or c.max_steps or (epochs * per_epoch if per_epoch else None)
     if total is None: raise ConfigurationError("`max_steps` is needed when the data loader has no length")
     if self.scheduler is None:
         self.scheduler = get_scheduler(lr_scheduler_type or c.lr_scheduler_type, self.optimizer,
-                                       num_warmup_steps=c.warmup_steps if warmup_steps is None else warmup_steps, num_training_steps=total)
+                                       num_warmup_steps=c.warmup_steps if warmup_steps is None else warmup_steps,
+                                       num_training_steps=total)
         self._restore_scheduler()
     log_every, eval_every = logging_steps or c.logging_steps, eval_steps or c.eval_steps
-    self.history = getattr(self, "history", [])
+    self.history, self.stopped = getattr(self, "history", []), None
     skip = self.global_step * k + self.micro_step  # batches a resumed run already consumed
+    # a checkpoint's RNG state goes back when the stream stands where the saved run's stood: after the window it had
+    # read (dropout's masks, and what a DataLoader draws from torch's generator, come as in the uninterrupted run)
+    rng, rng_at, self._rng_pending = self._rng_pending, skip + (k - self.micro_step) % k, None
     def batches():  # (epoch, batch) from where the run stands
         seen = 0
+        if rng is not None and rng_at == 0: _set_rng_state(self.model, rng)
         for epoch in range(10**9):
-            if hasattr(getattr(train_dataloader, "sampler", None), "set_epoch"): train_dataloader.sampler.set_epoch(epoch)
+            if hasattr(getattr(train_dataloader, "sampler", None), "set_epoch"):
+                train_dataloader.sampler.set_epoch(epoch)
             for batch in train_dataloader:
-                if seen < skip: seen += 1; continue
+                seen += 1
+                if rng is not None and seen == rng_at: _set_rng_state(self.model, rng)
+                if seen <= skip: continue
                 yield epoch, batch
             if epoch + 1 >= epochs and not (max_steps or c.max_steps): return
     stream = batches()
-    bar = tqdm(total=total, initial=self.global_step, disable=not progress or (d is not None and not d.is_main), desc="lema fit", unit="step")
-    loss_sum, items, t0 = 0.0, 0, time.perf_counter()
-    while self.global_step < total:
-        need = k - self.micro_step
-        window = list(itertools.islice(stream, need))  # the rest of this accumulation window
-        if not window: break
-        counts = [_kept_tokens(b) for _, b in window]
-        n_window = self._window_items if self.micro_step else sum(counts)  # resumed mid-window: the checkpoint knows (or
-                                                                           # None: a window begun without it ends as it began)
-        for (epoch, batch), n in zip(window, counts):
-            _, loss = self.train_step(batch, num_items_in_batch=n_window, return_logits=False)  # fit never looks at logits
-            loss_sum, items = loss_sum + loss * (n if n_window is None else n_window), items + n  # the token-sum
-        if len(window) < need: break  # the data ran out mid-window (its gradients wait in the LoRA .grad)
-        row = None
-        if self.global_step % log_every == 0 or self.global_step == total:
-            dt, (loss_sum, items) = time.perf_counter() - t0, sum_over_ranks(d, float(loss_sum), items)  # all ranks' tokens
-            row = dict(step=self.global_step, epoch=epoch, loss=float(loss_sum / max(items, 1)),  # device-to-host sync: log steps only
-                       lr=self.optimizer.param_groups[0]["lr"], tokens_per_s=items / dt,
-                       grad_norm=None if self.last_grad_norm is None else float(self.last_grad_norm),
-                       peak_memory_gb=_peak_memory_gb(self.model.device))
-            loss_sum, items, t0 = 0.0, 0, time.perf_counter()
-        if eval_dataloader is not None and ((eval_every and self.global_step % eval_every == 0) or self.global_step == total):
-            row = {**(row or dict(step=self.global_step, epoch=epoch)), **self.evaluate(eval_dataloader)}
-        if row is not None:
-            self.history.append(row)
-            bar.set_postfix({k2: f"{v:.3g}" for k2, v in row.items() if k2 in ("loss", "eval_loss", "tokens_per_s", "peak_memory_gb")})
-        bar.update(1)
-    bar.close()
+    if self.model.streamer.cuda and hasattr(self.model, "flight_check"):  # a GPU (or the simulated one): the memory
+        self.model.flight_check(getattr(train_dataloader, "batch_size", None) or c.batch_size,  # plan's flight check
+                                _longest(train_dataloader, c.max_seq_length), verbose=d is None or d.is_main)
+    bar = tqdm(total=total, initial=self.global_step, disable=not progress or (d is not None and not d.is_main),
+               desc="lema fit", unit="step")
+    why, path, tokens, t0, self._in_fit = None, None, 0, time.perf_counter(), True
+    try:
+        with stop_requests(lambda: self.global_step) as flag:
+            while self.global_step < total:
+                need = k - self.micro_step
+                # where the window starts: an out-of-memory error in it goes back here (RNG, log sums)
+                start = (torch.get_rng_state(), self._log_loss, self._log_items,
+                         self.model.device.type == "cuda" and torch.cuda.get_rng_state(self.model.device)) \
+                        if self.micro_step == 0 else None
+                window = list(itertools.islice(stream, need))  # the rest of this accumulation window
+                if not window: break
+                counts = [_kept_tokens(b) for _, b in window]
+                # resumed mid-window: the checkpoint knows (or None: a window begun without it ends as it began)
+                n_window = self._window_items if self.micro_step else sum(counts)
+                for (epoch, batch), n in zip(window, counts):
+                    # fit never looks at logits
+                    try: _, loss = self.train_step(batch, num_items_in_batch=n_window, return_logits=False)
+                    except torch.OutOfMemoryError as e: self._out_of_memory(e, start, batch)
+                    # the token-sum since the last log row
+                    self._log_loss = self._log_loss + loss * (n if n_window is None else n_window)
+                    self._log_items, tokens = self._log_items + n, tokens + n
+                    # a signal, or the time up, stops after this micro-step (a window's last: after its log row)
+                    if self.micro_step and (why := self._stop_reason(flag, deadline)): break
+                # stopped mid-window, or the data ran out mid-window (its gradients wait in the LoRA .grad)
+                if why or len(window) < need: break
+                row = None
+                if self.global_step % log_every == 0 or self.global_step == total:
+                    # all ranks' tokens
+                    dt, (loss_sum, items, tokens) = (time.perf_counter() - t0,
+                                                     sum_over_ranks(d, float(self._log_loss), self._log_items, tokens))
+                    # device-to-host sync: log steps only
+                    row = dict(step=self.global_step, epoch=epoch, loss=float(loss_sum / max(items, 1)),
+                               lr=self.optimizer.param_groups[0]["lr"], tokens_per_s=tokens / dt,
+                               grad_norm=None if self.last_grad_norm is None else float(self.last_grad_norm),
+                               peak_memory_gb=_peak_memory_gb(self.model.device))
+                    self._log_loss, self._log_items, tokens, t0 = 0.0, 0, 0, time.perf_counter()
+                if eval_dataloader is not None and ((eval_every and self.global_step % eval_every == 0)
+                                                    or self.global_step == total):
+                    row = {**(row or dict(step=self.global_step, epoch=epoch)), **self.evaluate(eval_dataloader)}
+                if row is not None:
+                    self.history.append(row)
+                    bar.set_postfix({k2: f"{v:.3g}" for k2, v in row.items()
+                                     if k2 in ("loss", "eval_loss", "tokens_per_s", "peak_memory_gb")})
+                if self._save_due: self._checkpoint_everywhere()  # save_steps: with this step's row and evaluation
+                bar.update(1)
+                if why := self._stop_reason(flag, deadline): break
+            # stopped before the end: the checkpoint (a second signal now stops at once; the old checkpoints stay)
+            if why and self.global_step < total: path = self._checkpoint_everywhere()
+    finally: self._in_fit = False; bar.close()
+    if path is not None: self._stopped(why, path)  # a signal's stop raises TrainingInterrupted
     return self.history_frame()
+
+def _longest(loader, cap: int) -> int:
+    "The longest `input_ids` in `loader`'s dataset (rows that are mappings), at most `cap`; else `cap`."
+    try: return min(cap, max(len(r["input_ids"]) for r in loader.dataset))
+    except Exception: return cap  # tensors, iterables: the longest a batch may be
+
+@patch
+def _out_of_memory(self: LemaTrainer, e, start, batch):
+    """Out of memory mid-run (a batch longer than the flight check's): back to the window's start, a checkpoint of
+    the last completed optimizer step, then a `MemoryPlanError` that says what to change."""
+    from lema.plan import MemoryPlanError
+    for p in self.model.get_trainable_parameters(): p.grad = None
+    self.micro_step, self._window_items, self._bad_window = 0, None, False
+    if start is not None:
+        torch.set_rng_state(start[0]); self._log_loss, self._log_items = start[1], start[2]
+        if start[3] is not False: torch.cuda.set_rng_state(start[3], self.model.device)
+    path = None
+    if self.model.dist is None:  # (under torchrun the other ranks may not have failed: no collective save)
+        path = self.save_checkpoint(Path(self.config.output_dir)/f"checkpoint-{self.global_step}")
+    ids = batch["input_ids"] if isinstance(batch, Mapping) else batch
+    raise MemoryPlanError(
+        f"out of memory at optimizer step {self.global_step + 1} on a batch of {list(getattr(ids, 'shape', []))} "
+        "(batch x sequence)" + (f"; the last completed step is saved in {path}" if path else "") + ": resume it with "
+        "a smaller max_seq_length or batch_size (gradient_accumulation_steps keeps the batch), or an NF4 checkpoint"
+    ) from e
 
 @patch
 def history_frame(self: LemaTrainer):
@@ -307,26 +526,31 @@ def plot_history(self: LemaTrainer, path=None):
 
 # %% ../nbs/05_trainer.ipynb #d2e05152
 class HostOffloadAdamW(torch.optim.AdamW):
-    "AdamW whose state (and master copy of the weights) lives on the host; the weights it updates may live on a device."
+    """AdamW whose state (and master copy of the weights) lives on the host;
+    the weights it updates may live on a device."""
     def __init__(self, params, **kw):
         self.device_params = list(params)
         pin = any(p.is_cuda for p in self.device_params)
-        host = [torch.nn.Parameter(torch.empty(p.shape, dtype=torch.float32, pin_memory=pin)) for p in self.device_params]
+        host = [torch.nn.Parameter(torch.empty(p.shape, dtype=torch.float32, pin_memory=pin))
+                for p in self.device_params]
         super().__init__(host, **kw)
 
     @torch.no_grad()
     def pull_grads(self):
-        "Device -> host: the current weights and their grads (`step` does it unless done: a trainer unscales and clips them here)."
+        """Device -> host: the current weights and their grads (`step` does it unless done: a trainer unscales and
+        clips them here)."""
         host = [p for g in self.param_groups for p in g["params"]]
         for d, h in zip(self.device_params, host):
             h.copy_(d, non_blocking=True)
             h.grad = None if d.grad is None else d.grad.to("cpu", torch.float32, non_blocking=True)
-        for dev in {d.device for d in self.device_params if d.is_cuda}: torch.cuda.synchronize(dev)  # their device, not the current
+        # their device, not the current
+        for dev in {d.device for d in self.device_params if d.is_cuda}: torch.cuda.synchronize(dev)
         self._pulled = True
 
     @contextlib.contextmanager
     def device_view(self):
-        "For a while its `param_groups` hold the device parameters: `GradScaler.unscale_(opt)` unscales their grads there."
+        """For a while its `param_groups` hold the device parameters:
+        `GradScaler.unscale_(opt)` unscales their grads there."""
         host, dev = self.param_groups, iter(self.device_params)
         self.param_groups = [{**g, "params": [next(dev) for _ in g["params"]]} for g in host]
         try: yield self

@@ -791,6 +791,84 @@ def check_real_model(ctx, rec):
         ours = lema_run(m, ctx, steps=2, B=B, T=T, V=V)
     compare(rec, ours, ref, TOL["loss"], 1e-4)  # 30 layers of float32 reductions: looser on the grads
 
+# -- the memory plan (issue 24) ---------------------------------------------------------------------------------------
+def _plan_step(ctx, m, B, T, seed=0):
+    "A `fit`-like step (no logits) of `m` on a B x T batch: the trainer, then a function running one step."
+    tr = m.get_trainer(torch.optim.AdamW(m.get_trainable_parameters(), lr=LR))
+    x = torch.randint(3, m.hf_config.vocab_size, (B, T), generator=torch.Generator().manual_seed(seed)).to(ctx.dev)
+    return lambda: tr.train_step(x, labels=x, return_logits=False)
+
+@check("plan_estimate")
+def check_plan(ctx, rec):
+    """The plan's estimate against what a step allocates, float32 and bfloat16: on CUDA the whole peak
+    (`max_memory_allocated`) against the plan's; on the CPU the step's own allocations (the profiler's) against the
+    plan's activations. Never below, at most 10% above."""
+    from lema import LemaModel
+    from lema.gbi import save_tiny_model
+    from lema.plan import allocated_during
+    src = ctx.tmp / "plan"  # widths where activations, not constants, are the step's memory (as in notebook 02a)
+    save_tiny_model(src, "llama", num_hidden_layers=6, hidden_size=384, intermediate_size=1024, num_attention_heads=6,
+                    num_key_value_heads=2, vocab_size=8192, max_position_embeddings=1024)
+    B, T = (2, 512) if ctx.cuda else (1, 384)
+    for dt in ("float32", "bfloat16"):
+        cfg = lema_config(ctx, src, dtype=dt, device_budget_gb="auto", batch_size=B, max_seq_length=T, lora_rank=16,
+                          lora_alpha=32)
+        before = torch.cuda.memory_allocated() if ctx.cuda else 0  # (cuBLAS' workspace and the like: not ours)
+        with LemaModel(cfg) as m:
+            m.initialize_lora(seed=1); plan = m.flight_check(B, T, verbose=False); step = _plan_step(ctx, m, B, T)
+            step()  # AdamW's moments exist from here on, as in a run
+            if ctx.cuda:
+                torch.cuda.synchronize(); torch.cuda.reset_peak_memory_stats()
+                step(); torch.cuda.synchronize(); got, est = torch.cuda.max_memory_allocated() - before, plan.peak
+            else:
+                got = allocated_during(step)
+                est = plan.parts["kept_activations"] + plan.parts["step_peak"]
+        rec[dt] = dict(plan=str(plan), measured_mb=got / 2**20, estimated_mb=est / 2**20, ratio=est / got)
+        expect(1.0 <= est / got <= 1.10, f"{dt}: estimate {est / 2**20:.1f} MB against {got / 2**20:.1f} MB measured")
+
+@check("plan_7b", needs_cuda=True)
+def check_plan_7b(ctx, rec):
+    """Llama-2-7B's shape in bfloat16 at 512 tokens under caps of 8 and 16 GB: the plan, its estimate against
+    `max_memory_allocated` (never below, at most 10% above), the step time; PEFT with checkpointing at 16 GB."""
+    from lema import LemaModel
+    from lema.bench import TARGETS as T_, build_model
+    total = torch.cuda.get_device_properties(0).total_memory
+    path = build_model("llama-2-7b", "bfloat16", root=ctx.tmp)  # 13.5 GB of random weights, written once
+    try:
+        for cap in (8, 16):
+            torch.cuda.set_per_process_memory_fraction(min(1.0, cap * GIB / total), 0)
+            cfg = lema_config(ctx, path, dtype="bfloat16", lora_rank=16, lora_alpha=32, lora_target_modules=T_["llama"],
+                              device_budget_gb="auto", batch_size=1, max_seq_length=512)
+            before = torch.cuda.memory_allocated()
+            with LemaModel(cfg) as m:
+                m.initialize_lora(seed=1); plan = m.flight_check(1, 512, verbose=False)
+                step = _plan_step(ctx, m, 1, 512)
+                step(); torch.cuda.synchronize(); torch.cuda.reset_peak_memory_stats(); times = []
+                for _ in range(3):
+                    t = time.perf_counter(); step(); torch.cuda.synchronize(); times.append(time.perf_counter() - t)
+                got = torch.cuda.max_memory_allocated() - before
+            rec[f"cap_{cap}"] = dict(plan=str(plan), kept=plan.resident, measured_gb=got / GIB,
+                                     estimated_gb=plan.peak / GIB, ratio=plan.peak / got, step_s=sorted(times)[1])
+            expect(1.0 <= plan.peak / got <= 1.10, f"{cap} GB: estimate {plan.peak / GIB:.2f} GB against "
+                                                  f"{got / GIB:.2f} GB measured")
+            _tidy(ctx)
+        from transformers import AutoModelForCausalLM
+        from peft import LoraConfig, get_peft_model
+        pm = AutoModelForCausalLM.from_pretrained(path, dtype=torch.bfloat16).to(ctx.dev)
+        pm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        pm.enable_input_require_grads()
+        pm = get_peft_model(pm, LoraConfig(r=16, lora_alpha=32, target_modules=T_["llama"])); pm.train()
+        opt = torch.optim.AdamW([p for p in pm.parameters() if p.requires_grad], lr=LR)
+        x = torch.randint(3, 32000, (1, 512), generator=torch.Generator().manual_seed(0)).to(ctx.dev); times = []
+        for i in range(4):
+            t = time.perf_counter(); pm(input_ids=x, labels=x).loss.backward(); opt.step(); opt.zero_grad()
+            torch.cuda.synchronize(); times.append(time.perf_counter() - t)
+        rec["peft_gc_step_s"] = sorted(times[1:])[1]
+        rec["lema_16gb_vs_peft_gc"] = rec["cap_16"]["step_s"] / rec["peft_gc_step_s"]
+        del pm, opt
+    finally:
+        torch.cuda.set_per_process_memory_fraction(min(1.0, CAP_BYTES / total), 0)
+
 # ---------------------------------------------------------------------------------------------------------------------
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])

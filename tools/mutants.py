@@ -50,8 +50,8 @@ MUTANTS = [
          sees="with gradient_accumulation_steps=k the update is k times too large (differs from one big batch)"),
 
     dict(name="num-items-ignored", file="lema/adapters.py",
-         old="loss = chunked_causal_lm_loss(hidden, head, mv(labels), c.loss_chunk_size, num_items_in_batch,",
-         new="loss = chunked_causal_lm_loss(hidden, head, mv(labels), c.loss_chunk_size, None,",
+         old="chunk, num_items_in_batch,\n",
+         new="chunk, None,\n",
          notebooks=["nbs/05_trainer.ipynb"],
          sees="num_items_in_batch never reaches the loss: each micro-batch is its own mean, uneven windows differ from the full batch"),
 
@@ -236,7 +236,7 @@ MUTANTS = [
          sees="close() leaves the prefetch thread (and on a GPU its DMA) running: a re-run notebook cell piles them up"),
 
     dict(name="fixed-keeps-raw", file="lema/memory.py",
-         old="    return None, {n: t.clone() if t.untyped_storage().data_ptr() == ptr else t for n, t in views.items()}  # cast copies only",
+         old="    return None, {n: t.clone() if t.untyped_storage().data_ptr() == ptr else t for n, t in views.items()}",
          new="    return buf, {n: t.clone() if t.untyped_storage().data_ptr() == ptr else t for n, t in views.items()}",
          notebooks=["nbs/02_memory.ipynb", "nbs/04_adapters.ipynb"],
          sees="device_budget_gb is overshot by the stored bytes kept beside the cast copies (3x the budget for fp32 -> bf16)"),
@@ -287,8 +287,8 @@ MUTANTS = [
          sees="gate_up_proj laid out all gates then all ups (not per expert): every expert computes with wrong weights"),
 
     dict(name="lora-param-b-layout", file="lema/lora.py",
-         old="        b = self.lora_B.weight.reshape(self.out_features, -1, self.num_experts).permute(2, 0, 1)      # (experts, out, r)",
-         new="        b = self.lora_B.weight.reshape(self.out_features, self.num_experts, -1).permute(1, 0, 2)      # (experts, out, r)",
+         old="        b = self.lora_B.weight.reshape(self.out_features, -1, self.num_experts).permute(2, 0, 1)",
+         new="        b = self.lora_B.weight.reshape(self.out_features, self.num_experts, -1).permute(1, 0, 2)",
          notebooks=["nbs/03_lora.ipynb", "nbs/04_adapters.ipynb"],
          sees="expert LoRA weights pair with the wrong experts: adapters saved by LEMA mean something else in PEFT"),
 
@@ -306,20 +306,20 @@ MUTANTS = [
          sees="two ranks step with twice the gradient (clipping and the schedule see a doubled norm): not DDP's training"),
 
     dict(name="dist-no-broadcast", file="lema/adapters.py",
-         old="    broadcast_from_main(self.dist, self.get_trainable_parameters())  # under torchrun: every rank starts from rank 0's adapter",
-         new="    pass",
+         old="    broadcast_from_main(self.dist, self.get_trainable_parameters())\n",
+         new="    pass\n",
          notebooks=["nbs/05a_distributed.ipynb"],
          sees="each rank starts from its own random adapter: the ranks train different models and rank 0 saves its own"),
 
     dict(name="dist-shard-ignored", file="lema/trainer.py",
-         old="    train_dataloader = shard_loader(d, train_dataloader, seed=c.seed)  # under torchrun: this rank's slice, as DistributedSampler",
-         new="    pass",
+         old="    train_dataloader = shard_loader(d, train_dataloader, seed=c.seed)\n",
+         new="    pass\n",
          notebooks=["nbs/05a_distributed.ipynb"],
          sees="every rank trains on the whole data set: two GPUs do the same work twice, an epoch is seen twice per step"),
 
     dict(name="dist-eval-not-summed", file="lema/trainer.py",
-         old="    total, n = sum_over_ranks(d, total, n)  # every rank the same answer (before any rank may raise: no rank left waiting)",
-         new="    pass",
+         old="    total, n = sum_over_ranks(d, total, n)\n",
+         new="    pass\n",
          notebooks=["nbs/05a_distributed.ipynb"],
          sees="the evaluation loss is rank 0's share only: logged eval loss depends on the number of GPUs"),
 
@@ -352,8 +352,8 @@ MUTANTS = [
          sees="a model that fails to build (out of pinned memory) keeps what it had pinned while its traceback lives"),
 
     dict(name="compute-no-wait", file="lema/memory.py",
-         old="    if self.cuda: self.ops.wait_event(self.ops.current_stream(), self._ready[s])  # compute waits for the copy: no host sync",
-         new="    pass",
+         old="    if self.cuda: self.ops.wait_event(self.ops.current_stream(), self._ready[s])\n",
+         new="    pass\n",
          notebooks=["nbs/02_memory.ipynb"],
          sees="layers compute on slots the copy has not filled yet: NaN or another layer's weights"),
 
@@ -378,7 +378,7 @@ MUTANTS = [
 
     dict(name="host-offload-unscale-after-pull", file="lema/trainer.py",
          old="                    with view(): self.scaler.unscale_(self.optimizer)\n"
-             "                if hasattr(self.optimizer, \"pull_grads\"): self.optimizer.pull_grads()  # HostOffloadAdamW: on to the host\n",
+             "                if hasattr(self.optimizer, \"pull_grads\"): self.optimizer.pull_grads()  # HostOffloadAdamW: to the host\n",
          new="                    if hasattr(self.optimizer, \"pull_grads\"): self.optimizer.pull_grads()\n"
              "                    self.scaler.unscale_(self.optimizer)\n",
          notebooks=["nbs/05_trainer.ipynb"],
@@ -669,4 +669,162 @@ MUTANTS = [
          new='compute_dtype("auto",',
          notebooks=["nbs/04_adapters.ipynb"],
          sees="dtype='bfloat16' on a float32 checkpoint computes in float32 (twice the memory, other numbers than PEFT's)"),
+
+    # -- issue 24 item 3: runs that survive a lost session (SIGINT / SIGTERM / max_time -> checkpoint -> resume) --
+    dict(name="stop-no-checkpoint", file="lema/trainer.py",
+         old="if why and self.global_step < total: path = self._checkpoint_everywhere()",
+         new='if why and self.global_step < total: path = Path(c.output_dir)/f"checkpoint-{self.global_step}"',
+         notebooks=["nbs/05_trainer.ipynb"],
+         sees="a SIGTERM stops the run and names a checkpoint that was never written: the session's work is lost"),
+
+    dict(name="stop-handlers-not-restored", file="lema/trainer.py",
+         old="        for s, h in old.items(): signal.signal(s, signal.SIG_DFL if h is None else h)",
+         new="        pass",
+         notebooks=["nbs/05_trainer.ipynb"],
+         sees="after fit, Ctrl-C no longer interrupts the notebook: LEMA's handler only sets a flag nobody reads"),
+
+    dict(name="stop-flag-not-agreed", file="lema/trainer.py",
+         old="    if self.model.dist is not None: sig, late = max_over_ranks(self.model.dist, sig, late)",
+         new="    pass",
+         notebooks=["nbs/05a_distributed.ipynb"],
+         sees="under torchrun a rank that got the SIGTERM stops alone: the others hang in the next all-reduce"),
+
+    dict(name="stop-rng-not-restored", file="lema/trainer.py",
+         old='    torch.set_rng_state(s["rng_cpu"])',
+         new="    pass",
+         notebooks=["nbs/05_trainer.ipynb"],
+         sees="with lora_dropout > 0 a resumed run draws other dropout masks: its losses and adapter drift"),
+
+    dict(name="stop-rng-restored-at-load-only", file="lema/trainer.py",
+         old="if rng is not None and seen == rng_at: _set_rng_state(self.model, rng)",
+         new="pass",
+         notebooks=["nbs/05_trainer.ipynb"],
+         sees="a resumed fit's DataLoader draws from torch's generator after the load: other dropout masks, a drift"),
+
+    dict(name="stop-only-at-window-end", file="lema/trainer.py",
+         old="if self.micro_step and (why := self._stop_reason(flag, deadline)): break",
+         new="pass",
+         notebooks=["nbs/05_trainer.ipynb"],
+         sees="a SIGTERM waits for the end of the accumulation window (k micro-steps): the session may be killed first"),
+
+    dict(name="knob-fit-max-time", file="lema/trainer.py",
+         old="c.max_time if max_time is None else max_time",
+         new="c.max_time",
+         notebooks=["nbs/05_trainer.ipynb"],
+         sees="fit(max_time='11h30m') is accepted and ignored: the session's limit kills the run without a checkpoint"),
+
+    dict(name="knob-max-time", file="lema/trainer.py",
+         old="c.max_time if max_time is None else max_time",
+         new="max_time",
+         notebooks=["nbs/05_trainer.ipynb"],
+         sees="LemaConfig(max_time=...) (and `lema train --max_time`) is ignored: no checkpoint before the limit"),
+
+    dict(name="stop-second-signal-ignored", file="lema/trainer.py",
+         old="        if flag.signal is not None:",
+         new="        if False:",
+         notebooks=["nbs/05_trainer.ipynb"],
+         sees="a second Ctrl-C does not stop a run stuck in a long step: only kill -9 does"),
+
+    dict(name="stop-log-sum-not-restored", file="lema/trainer.py",
+         old="self._log_loss, self._log_items = (as_saved(loss) if dt else 0.0), int(items)",
+         new="pass",
+         notebooks=["nbs/05_trainer.ipynb"],
+         sees="the first loss logged after a resume counts only the steps since the resume: a jump in the curve"),
+
+    dict(name="stop-history-not-restored", file="lema/trainer.py",
+         old='if "history" in state: self.history = state["history"]',
+         new="pass",
+         notebooks=["nbs/05_trainer.ipynb"],
+         sees="a resumed run's history.csv and loss chart start at the resume: the steps before are gone"),
+
+    dict(name="save-steps-before-log-row", file="lema/trainer.py",
+         old="if self._save_due and not self._in_fit: self._checkpoint_everywhere()",
+         new="if self._save_due: self._checkpoint_everywhere()",
+         notebooks=["nbs/05_trainer.ipynb"],
+         sees="a run resumed from a save_steps checkpoint loses that step's log row and evaluation"),
+
+    dict(name="stop-interrupt-is-exception", file="lema/trainer.py",
+         old="class TrainingInterrupted(KeyboardInterrupt):",
+         new="class TrainingInterrupted(Exception):",
+         notebooks=["nbs/05_trainer.ipynb"],
+         sees="an `except Exception:` around fit swallows the stop: the notebook carries on as if training had ended"),
+
+    dict(name="dist-stop-rank0-state-for-all", file="lema/trainer.py",
+         old="ranks = dict(enumerate(gather_from_ranks(d, self._rank_state())))",
+         new="ranks = {0: self._rank_state()}",
+         notebooks=["nbs/05a_distributed.ipynb"],
+         sees="under torchrun a resumed run gives rank 1 no RNG state and no partial window: it drifts"),
+
+    dict(name="dist-stop-grads-rank0-for-all", file="lema/trainer.py",
+         old='if any(k.startswith("rank") for k in grads):',
+         new="if False:",
+         notebooks=["nbs/05a_distributed.ipynb"],
+         sees="under torchrun a run stopped mid-window resumes with rank 0's partial gradients on every rank"),
+
+    dict(name="cli-interrupt-exit-zero", file="lema/cli.py",
+         old="        return e.exit_code",
+         new="        return 0",
+         notebooks=["nbs/07_cli.ipynb"],
+         sees="a session's SIGTERM ends `lema train` with exit code 0: a scheduler thinks the run finished"),
+
+    dict(name="cli-resume-command-without-resume", file="lema/cli.py",
+         old='args = shlex.join([*argv, *([] if "--resume" in argv else ["--resume"])])',
+         new="args = shlex.join(argv)",
+         notebooks=["nbs/07_cli.ipynb"],
+         sees="the resume command `lema train` prints after a SIGTERM starts the run over from step 0"),
+
+    # -- issue 24: the memory plan and the flight check
+    dict(name="plan-ignores-budget", file="lema/plan.py",
+         old="            if plan.peak <= usable:\n",
+         new="            if True:\n",
+         notebooks=["nbs/02a_plan.ipynb"],
+         sees="the plan keeps every layer whatever the card: the first step on a 16 GB card runs out of memory"),
+
+    dict(name="plan-resident-not-applied", file="lema/adapters.py",
+         old="strategy=config.strategy, n_fixed=plan.resident)",
+         new="strategy=config.strategy, n_fixed=0)",
+         notebooks=["nbs/02a_plan.ipynb"],
+         sees="the plan says every layer stays on the GPU, yet every layer streams: PEFT's speed never comes"),
+
+    dict(name="plan-activations-low", file="lema/plan.py",
+         old="    x = 7.1 * s.hidden + 4 * s.intermediate",
+         new="    x = 6.1 * s.hidden + 4 * s.intermediate",
+         notebooks=["nbs/02a_plan.ipynb"],
+         sees="the estimate undercounts a layer's activations: a plan that fits on paper runs out of memory"),
+
+    dict(name="plan-chunk-ignored", file="lema/adapters.py",
+         old="    chunk = self.memory_plan.loss_chunk_size\n",
+         new="    chunk = 256\n",
+         notebooks=["nbs/11_knobs.ipynb", "nbs/03a_loss.ipynb", "nbs/04_adapters.ipynb"],
+         sees="loss_chunk_size (and the plan's smaller chunks) ignored: the 128k-vocabulary logits peak stays"),
+
+    dict(name="flight-check-rng-lost", file="lema/model.py",
+         old="        torch.random.set_rng_state(rng)\n",
+         new="        pass\n",
+         notebooks=["nbs/06_model.ipynb"],
+         sees="with dropout, a run that did the flight check trains differently from one that did not"),
+
+    dict(name="flight-check-grads-lost", file="lema/model.py",
+         old="        for p, g in zip(params, pending): p.grad = g\n",
+         new="        for p, g in zip(params, pending): p.grad = None\n",
+         notebooks=["nbs/06_model.ipynb"],
+         sees="a run resumed mid-window loses the pending gradients of its window at the flight check"),
+
+    dict(name="apply-plan-keeps-streamer", file="lema/model.py",
+         old="    if (plan.resident, plan.slots) != (old.resident, old.slots):\n",
+         new="    if False:\n",
+         notebooks=["nbs/06_model.ipynb"],
+         sees="after an out-of-memory flight check the plan says fewer layers, but the device keeps them all: OOM again"),
+
+    dict(name="sim-no-oom", file="lema/device.py",
+         old="            if self.allocated_bytes + n > self.total_bytes:\n",
+         new="            if False:\n",
+         notebooks=["nbs/01e_device.ipynb"],
+         sees="the simulated GPU never runs out of memory: CI cannot see a plan that overfills a card"),
+
+    dict(name="mem-info-no-cap", file="lema/device.py",
+         old="        if cap < total: free, total = max(0, min(free, cap - torch.cuda.memory_reserved(self.device))), cap\n",
+         new="        pass\n",
+         notebooks=["nbs/01e_device.ipynb"],
+         sees="under set_per_process_memory_fraction the plan sees the whole card: the emulated 16 GB card runs out"),
 ]
