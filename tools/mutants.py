@@ -795,7 +795,7 @@ MUTANTS = [
     dict(name="plan-chunk-ignored", file="lema/adapters.py",
          old="    chunk = self.memory_plan.loss_chunk_size\n",
          new="    chunk = 256\n",
-         notebooks=["nbs/11_knobs.ipynb", "nbs/03a_loss.ipynb", "nbs/04_adapters.ipynb"],
+         notebooks=["nbs/02a_plan.ipynb"],
          sees="loss_chunk_size (and the plan's smaller chunks) ignored: the 128k-vocabulary logits peak stays"),
 
     dict(name="flight-check-rng-lost", file="lema/model.py",
