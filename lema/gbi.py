@@ -339,8 +339,8 @@ def _natural_key(name: str):
     return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
 
 def _write_safetensors(path, items, metadata=None, progress=False, desc="writing"):
-    """Write `items` — `(name, dtype, shape, get_bytes)` with `get_bytes()` giving the tensor's bytes — to `path`, one
-    tensor at a time."""
+    """Write `items` — `(name, dtype, shape, get_bytes)` with `get_bytes()` giving the tensor's bytes — to `path`,
+    one tensor at a time."""
     path, header, off = Path(path), {}, 0
     for name, dtype, shape, _ in items:
         n = dtype.itemsize

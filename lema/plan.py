@@ -7,7 +7,7 @@ Docs: https://lema-dev.github.io/lema/plan.html.md"""
 # %% ../nbs/02a_plan.ipynb #pa000003
 from __future__ import annotations
 import math, re
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 import torch
 from .config import LemaError
 
@@ -179,10 +179,6 @@ class MemoryPlan:
     def peak(self) -> int: return sum(self.parts.values())
     @property
     def streamed(self) -> int: return self.n_layers - self.resident
-    def to_dict(self) -> dict:
-        return {**{k: v for k, v in asdict(self).items() if k not in ("parts", "notes")},
-                "peak_gb": round(self.peak / GB, 2), "budget_gb": round(self.budget / GB, 2),
-                **{f"{k}_gb": round(v / GB, 3) for k, v in self.parts.items()}}
     def __str__(self):
         where = (f"all {self.n_layers} layers kept on {self.device}" if not self.streamed else
                  f"{self.resident} of {self.n_layers} layers kept on {self.device}, {self.streamed} streamed "
