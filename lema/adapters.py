@@ -169,6 +169,7 @@ class StreamedLayer(nn.Module):
         self.__dict__["layer"] = layer  # not a submodule: its frozen weights live in the streamer's slots
         self.idx, self.prefix, self.streamer, self.keep_activations, self.offloader = \
             idx, prefix, streamer, keep_activations, offloader
+        self._w = self._buf = None  # the weights bound now, and the buffer they are views of (`_bind`)
 
     @property
     def lora_params(self): return [p for p in self.layer.parameters() if p.requires_grad]
@@ -194,10 +195,20 @@ class StreamedLayer(nn.Module):
             return out
 
     def forward(self, hidden_states, *args, **kwargs):
-        lora = self.lora_params
-        if torch.is_grad_enabled() and (hidden_states.requires_grad or lora):
-            return _LayerFn.apply(self, args, kwargs, hidden_states, *lora)
+        if torch.is_grad_enabled():  # (generation does not walk the layer's parameters for LoRA's)
+            lora = self.lora_params
+            if hidden_states.requires_grad or lora:
+                if self.keep_activations and self.streamer.kept(self.idx):
+                    return self._graph(hidden_states, args, kwargs)
+                return _LayerFn.apply(self, args, kwargs, hidden_states, *lora)
         return self._run(hidden_states, args, kwargs, next=self.idx + 1)
+
+    def _graph(self, hidden, args, kwargs):
+        """A layer kept on the device whose activations are kept: autograd's own graph, as PEFT's (nothing to stream
+        back or recompute in the backward, and its weights stay bound)."""
+        with torch.profiler.record_function("lema.layer_forward"), self.streamer.use(self.idx, next=self.idx + 1) as w:
+            self._bind(w)
+            return self._call(hidden, args, kwargs)
 
     def train(self, mode: bool=True):
         "Train/eval mode reaches the wrapped layer (not a submodule): its dropout and LoRA dropout."
@@ -208,7 +219,8 @@ class StreamedLayer(nn.Module):
 # %% ../nbs/04_adapters.ipynb #c69f17f5
 @patch
 def _bind(self: StreamedLayer, w: dict):
-    "Bind weights `w` and remember where they live, for the saved-tensor hooks."
+    "Bind weights `w` and remember where they live, for the saved-tensor hooks; weights bound already stay bound."
+    if w is self._w: return  # the same tensors as last time (a kept layer, a slot it was in): nothing to redo
     bind_parameters(self.layer, w, self.prefix)
     self._w, self._buf = w, self.streamer.buffer_of(self.idx)  # None: a fixed layer of cast copies, no buffer
     self._buf_ptr = None if self._buf is None else self._buf.untyped_storage().data_ptr()
@@ -217,8 +229,9 @@ def _bind(self: StreamedLayer, w: dict):
 
 @patch
 def _unbind(self: StreamedLayer):
-    """Forget the layer's weights once used: device-side casts must not outlive their use (views into slots are
-    harmless)."""
+    """Forget the layer's weights once used, unless the streamer hands out the same tensors again (views made once, a
+    kept layer): device-side casts and 4-bit dequantized weights must not outlive their use."""
+    if self.streamer.lasting(self.idx): return
     if self._cast:
         if not hasattr(self, "_meta"):
             self._meta = {n: torch.empty(t.shape, dtype=t.dtype, device="meta") for n, t in self._w.items()}
@@ -228,6 +241,7 @@ def _unbind(self: StreamedLayer):
 @patch
 def _drop_weights(self: StreamedLayer):
     "Point every frozen parameter back at the meta device: after `close()` no view keeps a slot or fixed buffer alive."
+    self._w = self._buf = None  # the next `_bind` binds
     for m in self.layer.modules():
         for k, p in m._parameters.items():
             if p is not None and not p.requires_grad and not p.is_meta:

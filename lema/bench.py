@@ -183,22 +183,42 @@ def _lema_trainee(path, cfg, targets, params=None):
     step.plan = model.memory_plan   # what it keeps, streams and offloads, and the peak it expects (notebook 02a)
     return step
 
-def _measure_generate(path, cfg: dict, dev, sync) -> dict:
-    """Tokens per second of LEMA's `generate` (greedy, exactly `new_tokens` new tokens for each of `batch` prompts of
-    `seq`)."""
-    from lema.config import LemaConfig
-    from lema.model import LemaModel
-    m = LemaModel(LemaConfig(model_name_or_path=str(path), device=cfg["device"], dtype=cfg["dtype"],
-                             strategy=cfg["strategy"], save_steps=0)).initialize_lora(seed=0)
-    x = torch.randint(0, m.hf_config.vocab_size, (cfg["batch"], cfg["seq"]), generator=torch.Generator().manual_seed(0))
-    gen = lambda n: m.generate(x, max_new_tokens=n, min_new_tokens=n, do_sample=False, pad_token_id=0)
+def _generator(path, cfg: dict, targets):
+    """`(generate, streamer)`: what `trainer="generate"` times. `generator` "lema" is `LemaModel.generate`;
+    "transformers" the model alone, "peft" with the same LoRA adapter, unmerged (`streamer` None)."""
+    if cfg["generator"] == "lema":
+        from lema.config import LemaConfig
+        from lema.model import LemaModel
+        m = LemaModel(LemaConfig(model_name_or_path=str(path), device=cfg["device"], dtype=cfg["dtype"],
+                                 strategy=cfg["strategy"], lora_rank=cfg["rank"], lora_alpha=2 * cfg["rank"],
+                                 lora_target_modules=targets, device_budget_gb=cfg["budget_gb"], save_steps=0))
+        return m.initialize_lora(seed=0).generate, m.streamer
+    if cfg["generator"] not in ("transformers", "peft"):
+        raise ValueError(f"generator {cfg['generator']!r}: expected lema, transformers or peft")
+    from transformers import AutoModelForCausalLM
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, cfg["dtype"]),
+                                                 attn_implementation="sdpa").to(cfg["device"]).eval()
+    if cfg["generator"] == "peft":
+        from peft import LoraConfig, get_peft_model
+        model = get_peft_model(model, LoraConfig(r=cfg["rank"], lora_alpha=2 * cfg["rank"], target_modules=targets,
+                                                 lora_dropout=0.0, task_type="CAUSAL_LM")).eval()
+    return model.generate, None  # (transformers' `generate` runs without grad)
+
+def _measure_generate(path, cfg: dict, dev, sync, targets) -> dict:
+    """Tokens per second of a `generate` (greedy, exactly `new_tokens` new tokens for each of `batch` prompts of
+    `seq`); for LEMA, the bytes it streamed per token."""
+    from transformers import AutoConfig
+    generate, streamer = _generator(path, cfg, targets)
+    x = torch.randint(0, AutoConfig.from_pretrained(path).vocab_size, (cfg["batch"], cfg["seq"]),
+                      generator=torch.Generator().manual_seed(0)).to(dev)
+    gen = lambda n: generate(x, max_new_tokens=n, min_new_tokens=n, do_sample=False, pad_token_id=0)
     gen(2); sync()  # warm-up
-    loads, t = m.streamer.stats["loads"], time.perf_counter()
+    moved, t = streamer and streamer.stats["bytes"], time.perf_counter()
     gen(cfg["new_tokens"]); sync(); s = time.perf_counter() - t
-    return dict(status="ok", sec_per_token=s / cfg["new_tokens"], tokens_per_s=cfg["batch"] * cfg["new_tokens"] / s,
-                layer_loads=m.streamer.stats["loads"] - loads,
-                streamed_bytes_per_token=sum(l.nbytes for l in m.streamer.layouts),
-                peak_rss_gb=_RssSampler.read()["VmHWM"] / 2**30)
+    res = dict(status="ok", sec_per_token=s / cfg["new_tokens"], tokens_per_s=cfg["batch"] * cfg["new_tokens"] / s,
+               peak_rss_gb=_RssSampler.read()["VmHWM"] / 2**30)
+    if streamer is not None: res["streamed_bytes_per_token"] = (streamer.stats["bytes"] - moved) / cfg["new_tokens"]
+    return res
 
 def _measure(cfg: dict) -> dict:
     "Run configuration `cfg` in this process; the measurements as a dict."
@@ -220,9 +240,12 @@ def _measure(cfg: dict) -> dict:
     moe = any(len(s) == 3 for s in expected_tensors(hf)[0].values())
     targets, params = (TARGETS["gpt2" if hf.model_type == "gpt2" else "moe" if moe else "llama"],
                        EXPERT_PARAMS if moe else None)
+    if cfg["lora_targets"] == "default": targets, params = None, None  # PEFT's default for the type (LEMA's too)
+    elif cfg["lora_targets"] != "all":
+        raise ValueError(f"lora_targets {cfg['lora_targets']!r}: expected 'all' (every linear) or 'default'")
     sync = (lambda: torch.cuda.synchronize(dev)) if cuda else (lambda: None)
     try:
-        if cfg["trainer"] == "generate": return {**_measure_generate(path, cfg, dev, sync), **res}
+        if cfg["trainer"] == "generate": return {**_measure_generate(path, cfg, dev, sync, targets), **res}
         step = (_peft_trainee if cfg["trainer"] == "peft" else _lema_trainee)(path, cfg, targets, params)
         if (plan := getattr(step, "plan", None)) is not None:
             res.update(plan=str(plan), plan_kept_layers=plan.resident, plan_peak_gb=plan.peak / 2**30)
@@ -277,7 +300,9 @@ def _child():
 DEFAULTS = dict(shape="tiny", model=None, trainer="lema", strategy="streaming", gradient_checkpointing=True,
                 device="cpu", dtype="float32", seq=256, batch=1, rank=16, warmup=1, steps=3, threads=1,
                 memory_cap_gb=None, budget_gb=None, optimizer_offload=False, profile=False,
-                loss_chunk_size=256, new_tokens=32,  # new_tokens: trainer="generate" (tokens/s of LemaModel.generate)
+                loss_chunk_size=256,
+                new_tokens=32, generator="lema",  # trainer="generate": tokens/s of LEMA's, transformers' or PEFT's
+                lora_targets="all",  # "all": LoRA on every linear of a layer; "default": PEFT's default for the type
                 return_logits=False)  # LEMA: also the logits, as the seed's
                                       # `logits, loss = trainer.train_step(x, labels=x)`
 
@@ -455,26 +480,48 @@ def compare(shape, seq=256, device="cpu", dtype="float32", trainers=("peft", "pe
 
 
 # %% ../nbs/08_bench.ipynb #14i00002
+def _generate_run(run: str) -> dict:
+    """A generation run's options: `transformers` (the model alone), `peft` (with the same LoRA adapter, unmerged),
+    `lema` (every layer streamed) and `lema-auto` (LEMA's memory plan: where the device holds the model, nothing
+    streams)."""
+    if run in ("transformers", "peft"): return dict(generator=run)
+    if run not in ("lema", "lema-auto"):
+        raise ValueError(f"generation run {run!r}: expected transformers, peft, lema or lema-auto")
+    return dict(generator="lema", budget_gb="auto" if run == "lema-auto" else None)
+
 def compare_generate(shape, seq=64, batches=(1, 8), new_tokens=32, device="cpu", dtype="float32", rounds: int=1,
-                     **kw) -> pd.DataFrame:
-    """Tokens/s of LEMA's `generate` for each batch size (interleaved rounds), with the per-token floor and the gain of
-    batching."""
-    rows = [dict(round=r, **run_config(shape=shape, seq=seq, batch=b, trainer="generate", new_tokens=new_tokens,
-                                       device=device, dtype=dtype, **kw)) for r in range(rounds) for b in batches]
+                     runs=("lema",), **kw) -> pd.DataFrame:
+    """Tokens/s of `generate` for each run and batch size (interleaved rounds: median, min-max), with the per-token
+    floor, the gain of batching and each run against transformers' and PEFT's when they ran."""
+    rows = [dict(run=run, round=r, **run_config(shape=shape, seq=seq, batch=b, trainer="generate",
+                                                new_tokens=new_tokens, device=device, dtype=dtype,
+                                                **_generate_run(run), **kw))
+            for r in range(rounds) for b in batches for run in runs]
     raw = pd.DataFrame(rows)
-    df = raw.groupby("batch", as_index=False).agg(tokens_per_s=("tokens_per_s", "median"),
-                                                  tokens_per_s_min=("tokens_per_s", "min"),
-                                                  tokens_per_s_max=("tokens_per_s", "max"),
-                                                  sec_per_token=("sec_per_token", "median"),
-                                                  streamed_bytes_per_token=("streamed_bytes_per_token", "first"),
-                                                  status=("status", "first"))
+    for c in ("streamed_bytes_per_token", "tokens_per_s", "sec_per_token", "error"):  # (absent where every run failed)
+        if c not in raw: raw[c] = float("nan")
+    df = raw.groupby(["run", "batch"], as_index=False, sort=False).agg(
+        tokens_per_s=("tokens_per_s", "median"), tokens_per_s_min=("tokens_per_s", "min"),
+        tokens_per_s_max=("tokens_per_s", "max"), sec_per_token=("sec_per_token", "median"),
+        streamed_bytes_per_token=("streamed_bytes_per_token", "first"), status=("status", "first"),
+        error=("error", "first"))
     floor = measure_floor(device, dtype, threads=kw.get("threads", 1))
     from lema.gbi import expected_tensors
     params = sum(torch.Size(s).numel() for n, s in expected_tensors(shape_config(shape))[0].items())
-    df["floor_s_per_token"] = [max(df.streamed_bytes_per_token.iloc[i] / floor["copy_bytes_per_s"],
-                                   2 * params * b / floor["matmul_flops_per_s"]) for i, b in enumerate(df.batch)]
+    df["floor_s_per_token"] = [max(0 if pd.isna(r.streamed_bytes_per_token) else
+                                   r.streamed_bytes_per_token / floor["copy_bytes_per_s"],
+                                   2 * params * r.batch / floor["matmul_flops_per_s"]) for r in df.itertuples()]
     df["time_vs_floor"] = df.sec_per_token / df.floor_s_per_token
-    df["tokens_per_s_vs_batch1"] = df.tokens_per_s / df.tokens_per_s.iloc[0]
+    df["tokens_per_s_vs_batch1"] = df.tokens_per_s / df.groupby("run").tokens_per_s.transform("first")
+    for ref in ("transformers", "peft"):  # the same batch's reference: a ratio, and its spread over the rounds
+        if ref not in runs: continue
+        b = df[df.run == ref].set_index("batch").loc[df.batch]
+        df[f"tokens_per_s_vs_{ref}"] = df.tokens_per_s.values / b.tokens_per_s.values
+        if rounds > 1:
+            lo, hi = df.tokens_per_s_min.values / b.tokens_per_s_max.values, \
+                     df.tokens_per_s_max.values / b.tokens_per_s_min.values
+            df[f"tokens_per_s_vs_{ref}_min"], df[f"tokens_per_s_vs_{ref}_max"] = lo, hi
+            df[f"tokens_per_s_vs_{ref}_verdict"] = [_verdict(l, h) for l, h in zip(lo, hi)]
     df.insert(0, "shape", shape); df.insert(1, "seq", seq); df.insert(2, "new_tokens", new_tokens)
     for k, v in machine().items(): df[k] = v
     return df

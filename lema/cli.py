@@ -312,7 +312,14 @@ def _parser():
     b.add_argument("--shape", default="smollm2-135m",
                    help="a lema.bench.SHAPES name: tiny, smollm2-135m, llama-3.2-1b, llama-3.1-8b, ...")
     b.add_argument("--seq", type=int, default=256, help="sequence length")
-    b.add_argument("--runs", default="peft,peft-gc,lema", help="comma-separated: peft, peft-gc, lema, lema-resident")
+    b.add_argument("--runs", default=None,
+                   help="comma-separated: peft, peft-gc, lema, lema-nogc, lema-auto, ... (default peft,peft-gc,lema); "
+                        "with --generate: transformers, peft, lema, lema-auto (default all four)")
+    b.add_argument("--generate", action="store_true",
+                   help="tokens/s of greedy generation (--seq-token prompts) instead of training steps")
+    b.add_argument("--new-tokens", type=int, default=32, help="--generate: new tokens per prompt")
+    b.add_argument("--lora-targets", default="all", choices=["all", "default"],
+                   help="LoRA on every linear of a layer, or on PEFT's default targets for the model type")
     b.add_argument("--device", default="cpu"); b.add_argument("--dtype", default="float32")
     b.add_argument("--steps", type=int, default=3, help="timed steps (after one warm-up)")
     b.add_argument("--rounds", type=int, default=1,
@@ -374,12 +381,24 @@ def main(argv=None):
             from lema.merge import merge_adapter  # notebook 06b
             print(merge_adapter(a.adapter, a.out, base=a.base, max_shard_size=a.max_shard_size, overwrite=a.overwrite))
         elif a.cmd == "bench":
-            from lema.bench import compare  # the harness (notebook 08) measures; the CLI only forwards
-            df = compare(a.shape, seq=a.seq, device=a.device, dtype=a.dtype, trainers=tuple(a.runs.split(",")),
-                         steps=a.steps, threads=a.threads, memory_cap_gb=a.memory_cap_gb, rounds=a.rounds)
-            vs = [f"time_vs_peft_same_gc{s}" for s in ("", "_min", "_max", "_verdict")]
-            cols = [c for c in ("run", "status", "sec_per_step", "tokens_per_s", "peak_device_gb", "peak_rss_gb",
-                                "peak_anon_gb", "peak_file_gb", "floor_s", *vs, "time_vs_floor", "error") if c in df]
+            from lema.bench import compare, compare_generate  # the harness (notebook 08) measures; the CLI forwards
+            if a.generate:
+                runs = a.runs or "transformers,peft,lema,lema-auto"
+                df = compare_generate(a.shape, seq=a.seq, batches=(1,), new_tokens=a.new_tokens, device=a.device,
+                                      dtype=a.dtype, rounds=a.rounds, runs=tuple(runs.split(",")), threads=a.threads,
+                                      memory_cap_gb=a.memory_cap_gb, lora_targets=a.lora_targets)
+                vs = [f"tokens_per_s_vs_{r}{s}" for r in ("transformers", "peft") for s in ("", "_min", "_max")]
+                cols = [c for c in ("run", "status", "tokens_per_s", "tokens_per_s_min", "tokens_per_s_max",
+                                    "streamed_bytes_per_token", *vs, "time_vs_floor", "error") if c in df]
+            else:
+                df = compare(a.shape, seq=a.seq, device=a.device, dtype=a.dtype,
+                             trainers=tuple((a.runs or "peft,peft-gc,lema").split(",")), steps=a.steps,
+                             threads=a.threads, memory_cap_gb=a.memory_cap_gb, rounds=a.rounds,
+                             lora_targets=a.lora_targets)
+                vs = [f"time_vs_peft_same_gc{s}" for s in ("", "_min", "_max", "_verdict")]
+                cols = [c for c in ("run", "status", "sec_per_step", "tokens_per_s", "peak_device_gb",
+                                    "peak_rss_gb", "peak_anon_gb", "peak_file_gb", "floor_s", *vs, "time_vs_floor",
+                                    "error") if c in df]
             print(df[cols].to_string(index=False))
             if a.csv: df.to_csv(a.csv, index=False)
         elif a.cmd == "train":

@@ -82,6 +82,11 @@ class LayerStreamer:
         # 4-bit weights, dequantized on acquire
         q = [{n: gbi.quant[n] for n in l.tensors if n in gbi.quant} for l in self.layouts]
         self._quant = [(specs, quant_parts(specs)) for specs in q]
+        # layers whose compute tensors are plain views of their bytes (nothing 4-bit, nothing cast): their views are
+        # made once per place (slot or host copy) and handed out again, so that a layer bound there stays bound
+        self._plain = [not specs and all(dtype is None or not dt.is_floating_point or dt == dtype
+                                         for _, dt, _ in l.tensors.values()) for l, specs in zip(self.layouts, q)]
+        self._made = {}  # (slot or None: the host copy, layer) -> its views
         self.n_fixed = min(max(n_fixed, 0), len(self.layouts))
         self.max_bytes = max((l.nbytes for l in self.layouts[self.n_fixed:]), default=0)
         # the latest events, in order (bounded: runs are long); loads/acquires/bytes
@@ -193,7 +198,7 @@ def close(self: LayerStreamer):
     self._pool.shutdown(wait=True)
     # no DMA still writing into what is freed next
     if hasattr(self, "copy_stream"): self.ops.sync_stream(self.copy_stream)
-    self.slots, self.staging, self.fixed, self.host, self._holds = [], [], {}, None, []
+    self.slots, self.staging, self.fixed, self.host, self._holds, self._made = [], [], {}, None, [], {}
     self._pinned.close()
 
 # %% ../nbs/02_memory.ipynb #4268b735
@@ -228,7 +233,7 @@ def acquire(self: LayerStreamer, i: int) -> dict[str, torch.Tensor]:
         raise LemaError("this model's layer streamer is closed (`close()` was called): build the model again")
     # kept on the device: nothing to move
     if i in self.fixed: return self.fixed[i][1] or self._views(self.fixed[i][0], i)
-    if not self.slots: return self._views(self.buffer_of(i), i)  # resident on CPU: views into the host copy
+    if not self.slots: return self._views_in(None, i)  # resident on CPU: views into the host copy
     with self._lock:
         s = self._slot_of(i)
         if s is None: s = self._start(i)
@@ -241,7 +246,26 @@ def acquire(self: LayerStreamer, i: int) -> dict[str, torch.Tensor]:
         fut.result()  # the disk read (background thread) is done; on a GPU the copy is queued
     # compute waits for the copy: no host sync
     if self.cuda: self.ops.wait_event(self.ops.current_stream(), self._ready[s])
-    return self._views(self.slots[s], i)
+    return self._views_in(s, i)
+
+@patch
+def lasting(self: LayerStreamer, i: int) -> bool:
+    """Whether `acquire(i)` hands out the same tensors every time (views made once, a kept layer's), so that a layer
+    bound to them may stay bound."""
+    return self._plain[i] or (i in self.fixed and self.fixed[i][1] is not None)
+
+@patch
+def kept(self: LayerStreamer, i: int) -> bool:
+    "Whether layer `i` stays on the device as the same tensors for the streamer's life (4-bit: dequantized per use)."
+    return i in self.fixed and self.fixed[i][1] is not None
+
+@patch
+def _views_in(self: LayerStreamer, s: int|None, i: int) -> dict[str, torch.Tensor]:
+    "Layer `i`'s tensors in slot `s` (None: the host copy); a plain layer's views are made once there."
+    if (v := self._made.get((s, i))) is not None: return v
+    v = self._views(self.slots[s] if s is not None else self.buffer_of(i), i)
+    if self._plain[i]: self._made[s, i] = v
+    return v
 
 @patch
 def release(self: LayerStreamer, i: int):

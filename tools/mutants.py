@@ -827,4 +827,34 @@ MUTANTS = [
          new="        pass\n",
          notebooks=["nbs/01e_device.ipynb"],
          sees="under set_per_process_memory_fraction the plan sees the whole card: the emulated 16 GB card runs out"),
+
+    dict(name="bind-every-call", file="lema/adapters.py",
+         old="    if w is self._w: return  # the same tensors as last time",
+         new="    if False: return  # the same tensors as last time",
+         notebooks=["nbs/04_adapters.ipynb"],
+         sees="a layer kept on the GPU pays its host work (one nn.Parameter per weight) at every call: PEFT's speed lost"),
+
+    dict(name="casts-lasting", file="lema/memory.py",
+         old="    return self._plain[i] or (i in self.fixed and self.fixed[i][1] is not None)",
+         new="    return True",
+         notebooks=["nbs/04_adapters.ipynb", "nbs/01a_quant.ipynb"],
+         sees="bf16 casts and dequantized 4-bit weights of every layer stay on the GPU after use: the model's size twice"),
+
+    dict(name="casts-cached", file="lema/memory.py",
+         old="    if self._plain[i]: self._made[s, i] = v",
+         new="    self._made[s, i] = v",
+         notebooks=["nbs/04_adapters.ipynb"],
+         sees="the bf16 casts of each streamed layer are kept per slot: streaming ends up holding the whole model"),
+
+    dict(name="kept-4bit-graph", file="lema/memory.py",
+         old="    return i in self.fixed and self.fixed[i][1] is not None",
+         new="    return i in self.fixed",
+         notebooks=["nbs/01a_quant.ipynb"],
+         sees="with every 4-bit layer kept, the dequantized weights stay in the autograd graph: OOM on a card that fits"),
+
+    dict(name="drop-keeps-binding", file="lema/adapters.py",
+         old="    self._w = self._buf = None  # the next `_bind` binds",
+         new="    pass  # the next `_bind` binds",
+         notebooks=["nbs/06_model.ipynb"],
+         sees="after close() (or a new plan) the layers still hold the old slots: their GPU memory is never given back"),
 ]
