@@ -116,7 +116,7 @@ class _LayerFn(torch.autograd.Function):
     (`keep_activations`)."""
     @staticmethod
     def forward(ctx, sl, args, kwargs, hidden, *lora_params):
-        ctx.sl, ctx.args, ctx.kwargs = sl, args, kwargs
+        ctx.sl, ctx.args, ctx.kwargs, ctx.lora = sl, args, kwargs, lora_params  # (the backward differentiates these)
         ctx.autocast = _autocast_state(sl.streamer.device.type)  # the recompute must compute what this forward computed
         # dropout masks
         ctx.rng = _rng_state(sl.streamer.device) if sl.layer.training and not sl.keep_activations else None
@@ -149,11 +149,11 @@ class _LayerFn(torch.autograd.Function):
                 h = hidden.detach().requires_grad_(ctx.needs_input_grad[3])
                 with torch.enable_grad(), _autocast(ctx.autocast), _replay_rng(ctx.rng, sl.streamer.device):
                     out = sl._call(h, ctx.args, ctx.kwargs)  # recompute: the forward's autocast and dropout masks
-            inputs = ([h] if h.requires_grad else []) + list(sl.lora_params)
+            inputs = ([h] if h.requires_grad else []) + list(ctx.lora)
             grads = torch.autograd.grad(out, inputs, grad_out, allow_unused=True)
             sl._unbind()
         grad_h = grads[0] if h.requires_grad else None
-        return (None, None, None, grad_h, *grads[len(grads) - len(sl.lora_params):])
+        return (None, None, None, grad_h, *grads[len(grads) - len(ctx.lora):])
 
 class _WeightRef:
     "A saved tensor that is (a view of) a frozen weight: where to find it again, not its bytes."

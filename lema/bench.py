@@ -389,9 +389,10 @@ import pandas as pd
 def machine() -> dict:
     "What the results were measured on."
     m = dict(torch=torch.__version__, cpu=platform.processor() or platform.machine(), cores=os.cpu_count())
-    try:
-        import transformers, peft; m.update(transformers=transformers.__version__, peft=peft.__version__)
-    except ImportError: pass
+    from importlib.metadata import PackageNotFoundError, version  # (not imported: peft would wake bitsandbytes)
+    for pkg in ("transformers", "peft"):
+        try: m[pkg] = version(pkg)
+        except PackageNotFoundError: pass
     if torch.cuda.is_available():
         p = torch.cuda.get_device_properties(0)
         m.update(gpu=p.name, gpu_memory_gb=round(p.total_memory / 2**30, 1))
