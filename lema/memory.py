@@ -252,7 +252,7 @@ def acquire(self: LayerStreamer, i: int) -> dict[str, torch.Tensor]:
 def lasting(self: LayerStreamer, i: int) -> bool:
     """Whether `acquire(i)` hands out the same tensors every time (views made once, a kept layer's), so that a layer
     bound to them may stay bound."""
-    return self._plain[i] or (i in self.fixed and self.fixed[i][1] is not None)
+    return self._plain[i] or self.kept(i)
 
 @patch
 def kept(self: LayerStreamer, i: int) -> bool:

@@ -835,7 +835,7 @@ MUTANTS = [
          sees="a layer kept on the GPU pays its host work (one nn.Parameter per weight) at every call: PEFT's speed lost"),
 
     dict(name="casts-lasting", file="lema/memory.py",
-         old="    return self._plain[i] or (i in self.fixed and self.fixed[i][1] is not None)",
+         old="    return self._plain[i] or self.kept(i)",
          new="    return True",
          notebooks=["nbs/04_adapters.ipynb", "nbs/01a_quant.ipynb"],
          sees="bf16 casts and dequantized 4-bit weights of every layer stay on the GPU after use: the model's size twice"),
