@@ -310,7 +310,7 @@ def _rebuild_buffers(model: nn.Module, device):
 def checkpoint_dtype(gbi: GlobalBinaryIndex, hf_config) -> torch.dtype:
     """What transformers' `dtype='auto'` loads: `config.json`'s dtype, else the first floating-point weight's (float32
     if none)."""
-    dt = getattr(hf_config, "dtype", None) or getattr(hf_config, "torch_dtype", None)
+    dt = getattr(hf_config, "dtype", None)  # (transformers reads an older config.json's `torch_dtype` into it)
     if isinstance(dt, str): dt = getattr(torch, dt, None)
     if not isinstance(dt, torch.dtype):
         parts = quant_parts(gbi.quant)

@@ -12,8 +12,8 @@ import torch
 
 # %% auto #0
 __all__ = ['SHAPES', 'TARGETS', 'EXPERT_PARAMS', 'PHASES', 'DEFAULTS', 'shape_config', 'cache_dir', 'build_model', 'run_config',
-           'step_work', 'measure_floor', 'floor_seconds', 'machine', 'compare', 'compare_generate', 'compare_ranks',
-           'plot_speed', 'plot_memory']
+           'step_work', 'measure_floor', 'floor_seconds', 'machine', 'compare', 'compare_generate', 'simulated_flight',
+           'compare_plans', 'compare_ranks', 'plot_speed', 'plot_memory']
 
 # %% ../nbs/08_bench.ipynb #4ccaee7f
 _LLAMA = dict(model_type="llama", rms_norm_eps=1e-5, hidden_act="silu", bos_token_id=1, eos_token_id=2)
@@ -246,6 +246,12 @@ def _measure(cfg: dict) -> dict:
     sync = (lambda: torch.cuda.synchronize(dev)) if cuda else (lambda: None)
     try:
         if cfg["trainer"] == "generate": return {**_measure_generate(path, cfg, dev, sync, targets), **res}
+        if cfg["simulated_gb"]:
+            return {**res, **simulated_flight(
+                path, int(cfg["simulated_gb"] * 2**30), cfg["batch"], cfg["seq"], cfg["steps"], dtype=cfg["dtype"],
+                lora_rank=cfg["rank"], lora_alpha=2 * cfg["rank"], lora_target_modules=targets,
+                lora_target_parameters=params, gradient_checkpointing=cfg["gradient_checkpointing"],
+                loss_chunk_size=cfg["loss_chunk_size"])}
         step = (_peft_trainee if cfg["trainer"] == "peft" else _lema_trainee)(path, cfg, targets, params)
         if (plan := getattr(step, "plan", None)) is not None:
             res.update(plan=str(plan), plan_kept_layers=plan.resident, plan_peak_gb=plan.peak / 2**30)
@@ -303,8 +309,9 @@ DEFAULTS = dict(shape="tiny", model=None, trainer="lema", strategy="streaming", 
                 loss_chunk_size=256,
                 new_tokens=32, generator="lema",  # trainer="generate": tokens/s of LEMA's, transformers' or PEFT's
                 lora_targets="all",  # "all": LoRA on every linear of a layer; "default": PEFT's default for the type
-                return_logits=False)  # LEMA: also the logits, as the seed's
+                return_logits=False,  # LEMA: also the logits, as the seed's
                                       # `logits, loss = trainer.train_step(x, labels=x)`
+                simulated_gb=None)  # LEMA on a simulated card of this size, counting every tensor (`simulated_flight`)
 
 def run_config(timeout=3600, **kw) -> dict:
     "Measure one configuration in a child process; a dict of the configuration and its results."
@@ -524,6 +531,51 @@ def compare_generate(shape, seq=64, batches=(1, 8), new_tokens=32, device="cpu",
             df[f"tokens_per_s_vs_{ref}_min"], df[f"tokens_per_s_vs_{ref}_max"] = lo, hi
             df[f"tokens_per_s_vs_{ref}_verdict"] = [_verdict(l, h) for l, h in zip(lo, hi)]
     df.insert(0, "shape", shape); df.insert(1, "seq", seq); df.insert(2, "new_tokens", new_tokens)
+    for k, v in machine().items(): df[k] = v
+    return df
+
+# %% ../nbs/08_bench.ipynb #14j00002
+import contextlib, io
+
+def simulated_flight(path, total_bytes: int, batch: int, seq: int, steps: int=2, **config) -> dict:
+    """`fit` of LEMA on `path` on a simulated GPU of `total_bytes` that counts every tensor (notebook 01e): its plan,
+    the flight check at `batch` x `seq`, `steps` training steps. `config`: LemaConfig fields."""
+    import tempfile
+    from lema.config import LemaConfig
+    from lema.device import simulated_device
+    from lema.model import LemaModel
+    from lema.plan import MemoryPlanError
+    said, out = io.StringIO(), tempfile.TemporaryDirectory()  # (where a mid-run out-of-memory error saves)
+    with out, simulated_device(total_bytes=total_bytes) as sim, sim.counting(), contextlib.redirect_stdout(said):
+        cfg = dict(dict(device_budget_gb="auto", save_steps=0, output_dir=out.name), **config)
+        with LemaModel(LemaConfig(model_name_or_path=str(path), device="cpu", batch_size=batch, max_seq_length=seq,
+                                  **cfg)) as m:
+            layers = m.hf.get_submodule(m.adapter.layers)  # the rest a GPU run holds on the card
+            inside = {id(t) for t in (*layers.parameters(), *layers.buffers())}
+            sim.count(*(t for t in (*m.hf.parameters(), *m.hf.buffers()) if id(t) not in inside and not t.is_meta))
+            m.initialize_lora(seed=0); first = m.memory_plan
+            x = torch.randint(0, m.hf_config.get_text_config().vocab_size, (steps * batch, seq),
+                              generator=torch.Generator().manual_seed(0))
+            loader = torch.utils.data.DataLoader([dict(input_ids=r, labels=r) for r in x], batch_size=batch)
+            try:
+                m.get_trainer().fit(loader, max_steps=steps, progress=False)  # the flight check first, then the steps
+                status, error = "ok", None
+            except (torch.OutOfMemoryError, MemoryPlanError) as e: status, error = "OOM", str(e).splitlines()[0][:200]
+            p = m.memory_plan
+    return dict(status=status, error=error, first_plan=str(first), plan=str(p), plan_kept_layers=p.resident,
+                plan_slots=p.slots, plan_inputs_on_host=p.offload_activations,
+                plan_embedding_on_host=p.embedding_on_host, plan_loss_chunk=p.loss_chunk_size,
+                flight_check_moves=said.getvalue().count("LEMA flight check:"),
+                plan_peak_gb=p.peak / 2**30, counted_peak_gb=sim.peak_bytes / 2**30,
+                plan_vs_counted=p.peak / sim.peak_bytes)
+
+def compare_plans(shape, caps_gb=(8, 16, 24), seq=512, batch=1, dtype="bfloat16", steps=2, **kw) -> pd.DataFrame:
+    "`simulated_flight` of `shape` on simulated cards of `caps_gb`, one child process each: a row per card."
+    rows = [dict(shape=shape, gpu_gb=gb, seq=seq, batch=batch, dtype=dtype,
+                 **{k: v for k, v in run_config(shape=shape, seq=seq, batch=batch, dtype=dtype, steps=steps,
+                                                simulated_gb=gb, **kw).items() if k not in DEFAULTS})
+            for gb in caps_gb]
+    df = pd.DataFrame(rows)
     for k, v in machine().items(): df[k] = v
     return df
 

@@ -318,6 +318,9 @@ def _parser():
     b.add_argument("--generate", action="store_true",
                    help="tokens/s of greedy generation (--seq-token prompts) instead of training steps")
     b.add_argument("--new-tokens", type=int, default=32, help="--generate: new tokens per prompt")
+    b.add_argument("--simulated-gb", default=None, metavar="GB[,GB...]",
+                   help="LEMA on simulated cards of these sizes that count every tensor: its plan, the flight check, "
+                        "the peak planned and counted (lema.bench.compare_plans)")
     b.add_argument("--lora-targets", default="all", choices=["all", "default"],
                    help="LoRA on every linear of a layer, or on PEFT's default targets for the model type")
     b.add_argument("--device", default="cpu"); b.add_argument("--dtype", default="float32")
@@ -381,8 +384,13 @@ def main(argv=None):
             from lema.merge import merge_adapter  # notebook 06b
             print(merge_adapter(a.adapter, a.out, base=a.base, max_shard_size=a.max_shard_size, overwrite=a.overwrite))
         elif a.cmd == "bench":
-            from lema.bench import compare, compare_generate  # the harness (notebook 08) measures; the CLI forwards
-            if a.generate:
+            from lema.bench import compare, compare_generate, compare_plans  # the harness (notebook 08) measures
+            if a.simulated_gb:
+                df = compare_plans(a.shape, caps_gb=tuple(float(g) for g in a.simulated_gb.split(",")), seq=a.seq,
+                                   dtype=a.dtype, steps=a.steps, threads=a.threads, lora_targets=a.lora_targets)
+                cols = [c for c in ("gpu_gb", "status", "plan", "flight_check_moves", "plan_peak_gb", "counted_peak_gb",
+                                    "plan_vs_counted", "error") if c in df]
+            elif a.generate:
                 runs = a.runs or "transformers,peft,lema,lema-auto"
                 df = compare_generate(a.shape, seq=a.seq, batches=(1,), new_tokens=a.new_tokens, device=a.device,
                                       dtype=a.dtype, rounds=a.rounds, runs=tuple(runs.split(",")), threads=a.threads,

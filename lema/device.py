@@ -95,7 +95,8 @@ class SimulatedDevice(CudaOps):
         self.total_bytes = total_bytes
         self._local, self._lock, self.stats = threading.local(), threading.Lock(), Counter()
         # first page -> (last page, ptr); ptr -> nbytes
-        self._registered, self._pinned, self.allocated_bytes = {}, {}, 0
+        self._registered, self._pinned, self.allocated_bytes, self.peak_bytes = {}, {}, 0, 0
+        self._held = {}  # key -> token: what `counting()` and `count()` hold (notebook 01e, below)
         self._compute = _SimStream(self, worker=False)
         super().__init__(device)
 
@@ -151,21 +152,29 @@ class SimulatedDevice(CudaOps):
     def empty(self, shape, dtype=torch.uint8):
         shape = torch.Size([shape] if isinstance(shape, int) else shape)
         n = shape.numel() * dtype.itemsize
+        self._take(n)
+        with self._own():  # counted here, not again by `counting()`
+            t = torch.full((n,), 255, dtype=torch.uint8).view(dtype).view(shape)  # all ones: NaN in every float dtype
+        weakref.finalize(t.untyped_storage(), self._free, n)
+        return t
+    def _take(self, n):
         with self._lock:
             if self.allocated_bytes + n > self.total_bytes:
                 raise torch.OutOfMemoryError(f"simulated device: {n} bytes asked, {self.allocated_bytes} of "
                                              f"{self.total_bytes} allocated")
-            self.allocated_bytes += n
-        t = torch.full((n,), 255, dtype=torch.uint8).view(dtype).view(shape)  # all ones: NaN in every float dtype
-        weakref.finalize(t.untyped_storage(), self._free, n)
-        return t
+            self.allocated_bytes += n; self.peak_bytes = max(self.peak_bytes, self.allocated_bytes)
+    @contextmanager
+    def _own(self):  # the simulator's own tensors (device and host): `counting()` leaves them to their method
+        self._local.own = getattr(self._local, "own", 0) + 1
+        try: yield
+        finally: self._local.own -= 1
     def _free(self, n):
         with self._lock: self.allocated_bytes -= n
     def mem_get_info(self):
         with self._lock: return self.total_bytes - self.allocated_bytes, self.total_bytes
     def record_stream(self, t, stream): self.stats["record_stream"] += 1
     def pinned_empty(self, shape, dtype):
-        t = torch.empty(shape, dtype=dtype)
+        with self._own(): t = torch.empty(shape, dtype=dtype)
         with self._lock: self._pinned[t.data_ptr()] = t.numel() * t.element_size()
         weakref.finalize(t.untyped_storage(), self._unpin, t.data_ptr())
         return t
@@ -186,6 +195,45 @@ class SimulatedDevice(CudaOps):
         return 0
     @property
     def registered_pages(self) -> int: return sum(l - f + 1 for f, (l, _) in self._registered.items())
+
+# %% ../nbs/01e_device.ipynb #de000026
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_leaves
+
+class _Allocations(TorchDispatchMode):
+    "A simulated device's count of every tensor an operation makes on this thread (activations, gradients, moments)."
+    def __init__(self, sim): super().__init__(); self.sim = sim
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        if getattr(self.sim._local, "own", 0): return out
+        ins = {t.untyped_storage().data_ptr() for t in tree_leaves((args, kwargs)) if isinstance(t, torch.Tensor)}
+        for t in tree_leaves(out):  # a view or an in-place result shares an input's storage: counted already
+            if isinstance(t, torch.Tensor) and t.device.type == "cpu" and t.untyped_storage().data_ptr() not in ins:
+                st = t.untyped_storage(); self.sim._hold(st.data_ptr(), st.nbytes(), st)
+        return out
+
+def _hold(self, key: int, n: int, owner):
+    "Count `n` bytes, keyed by `key`, until `owner` is freed (once: a key held and alive is not counted again)."
+    if n == 0 or (key in self._held and self._held[key]() is not None): return
+    self._take(n)
+    self._held[key] = ref = weakref.ref(owner)
+    weakref.finalize(owner, self._release, key, n, ref)
+def _release(self, key, n, ref):
+    with self._lock:
+        self.allocated_bytes -= n
+        if self._held.get(key) is ref: del self._held[key]
+
+@contextmanager
+def _counting(self):
+    "Within, on this thread, every tensor an operation makes counts as this device's memory until it is freed."
+    with _Allocations(self): yield self
+def _count(self, *tensors):
+    "Count `tensors` as held on this device (what a GPU run would have moved there) until they are freed."
+    for t in tensors: self._hold(t.data_ptr(), t.numel() * t.element_size(), t.untyped_storage())
+def _reset_peak(self): self.peak_bytes = self.allocated_bytes
+
+SimulatedDevice._hold, SimulatedDevice._release, SimulatedDevice.counting = _hold, _release, _counting
+SimulatedDevice.count, SimulatedDevice.reset_peak = _count, _reset_peak
 
 # %% ../nbs/01e_device.ipynb #de000016
 class PinnedHost:

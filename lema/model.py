@@ -201,10 +201,14 @@ def _apply_plan(self: LemaModel, plan):
 
 # %% ../nbs/06_model.ipynb #15f00003
 @patch
-def flight_check(self: LemaModel, batch_size: int, seq_len: int, verbose: bool=True):
+def flight_check(self: LemaModel, batch_size: int, seq_len: int, verbose: bool=True, optimizer=None):
     """One forward and backward of a `batch_size` x `seq_len` batch under the memory plan, moving to cheaper plans
-    until one fits; leaves gradients, RNG and optimizer as they were. Returns the plan."""
+    until one fits; leaves gradients, RNG and optimizer as they were. Returns the plan. `optimizer`: the run's, whose
+    moments its first step will make (AdamW's two per parameter) are held during the check."""
     params = self.get_trainable_parameters()
+    # every step after the first also holds the optimizer's moments: not yet made, not on the host
+    ahead = [] if optimizer is None or optimizer.state or isinstance(optimizer, HostOffloadAdamW) else \
+            [torch.zeros_like(p) for p in params for _ in range(2)]
     pending, rng, was = [p.grad for p in params], torch.random.get_rng_state(), self.training
     cuda_rng = torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None
     ids = torch.randint(0, self.hf_config.get_text_config().vocab_size, (batch_size, seq_len),
@@ -231,6 +235,7 @@ def flight_check(self: LemaModel, batch_size: int, seq_len: int, verbose: bool=T
                 if verbose: print(f"LEMA flight check: out of memory at {batch_size} x {seq_len} tokens; now: {new}")
                 self._apply_plan(new)
     finally:
+        ahead.clear()
         for p, g in zip(params, pending): p.grad = g
         torch.random.set_rng_state(rng)
         if cuda_rng is not None: torch.cuda.set_rng_state(cuda_rng, self.device)

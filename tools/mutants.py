@@ -610,8 +610,8 @@ MUTANTS = [
          sees="`lema train --tiny` downloads and trains SmolLM2 instead of the tiny model"),
 
     dict(name="cli-bench-memory-cap", file="lema/cli.py",
-         old="memory_cap_gb=a.memory_cap_gb",
-         new="memory_cap_gb=None",
+         old="threads=a.threads, memory_cap_gb=a.memory_cap_gb, rounds=a.rounds",
+         new="threads=a.threads, memory_cap_gb=None, rounds=a.rounds",
          notebooks=["nbs/07_cli.ipynb"],
          sees="`lema bench --memory-cap-gb 8` measures with the whole GPU"),
 
@@ -857,4 +857,28 @@ MUTANTS = [
          new="    pass  # the next `_bind` binds",
          notebooks=["nbs/06_model.ipynb"],
          sees="after close() (or a new plan) the layers still hold the old slots: their GPU memory is never given back"),
+
+    dict(name="flight-no-moments", file="lema/model.py",
+         old="[torch.zeros_like(p) for p in params for _ in range(2)]",
+         new="[]",
+         notebooks=["nbs/02a_plan.ipynb"],
+         sees="the flight check passes without AdamW's moments, then the first steps after it run out of memory"),
+
+    dict(name="count-views", file="lema/device.py",
+         old="t.untyped_storage().data_ptr() not in ins:",
+         new="True:",
+         notebooks=["nbs/01e_device.ipynb"],
+         sees="the simulated card counts a view as new memory: a plan that fits a real card is called out of memory"),
+
+    dict(name="asks-torch-dtype", file="lema/adapters.py",
+         old='    dt = getattr(hf_config, "dtype", None)  #',
+         new='    dt = getattr(hf_config, "dtype", None) or getattr(hf_config, "torch_dtype", None)  #',
+         notebooks=["nbs/04_adapters.ipynb"],
+         sees="a checkpoint without a dtype in config.json prints transformers' `torch_dtype is deprecated` warning"),
+
+    dict(name="fit-flight-no-optimizer", file="lema/trainer.py",
+         old="optimizer=self.optimizer)",
+         new="optimizer=None)",
+         notebooks=["nbs/02a_plan.ipynb"],
+         sees="`fit`'s flight check does not hold AdamW's moments: it passes, and the first steps run out of memory"),
 ]
