@@ -41,7 +41,7 @@ class ModelSizes:
     kv_dim: int                 # key/value heads x head dim
     vocab: int
     dtype_bytes: int = 2        # the compute dtype's
-    dequant_bytes: int = 0      # the largest 4-bit weight dequantized (0: none)
+    dequant_bytes: int = 0      # a decoder layer's 4-bit weights dequantized (the largest layer's; 0: none)
     fold_bytes: int = 0         # a layer's LoRA-adapted expert stacks (folded into a copy of the weight)
     routed: int = 0             # MoE: experts per token (their inputs gathered)
     @property
@@ -83,23 +83,24 @@ def sizes_from_config(config, dtype=torch.bfloat16, nf4: bool=False, lora_rank: 
     from lema.gbi import expected_tensors
     shapes, tied = expected_tensors(config)
     b, L = dtype.itemsize, 0
-    layers, rest = {}, 0
+    layers, deq, rest = {}, {}, 0
     for name, s in shapes.items():
         if name in tied: continue
         m = _LAYER.search(name)
         if m is None: continue
         i = int(m.group(1)); L = max(L, i + 1)
-        layers[i] = layers.get(i, 0) + (nf4_bytes(math.prod(s)) if nf4 and len(s) == 2 else math.prod(s) * b)
+        q = nf4 and len(s) == 2
+        layers[i] = layers.get(i, 0) + (nf4_bytes(math.prod(s)) if q else math.prod(s) * b)
+        if q: deq[i] = deq.get(i, 0) + math.prod(s)
     emb = next(n for n in shapes if n.endswith(("embed_tokens.weight", "wte.weight")))
     head = next((n for n in shapes if n.endswith("lm_head.weight") and n not in tied), None)
     rest = sum(math.prod(s) for n, s in shapes.items() if n not in tied and _LAYER.search(n) is None
                and n not in (emb, head)) * b
     lora, stacks = _lora_params(shapes, lora_rank, targets, target_parameters)
-    big = max((math.prod(s) for n, s in shapes.items() if nf4 and len(s) == 2 and _LAYER.search(n)), default=0)
     per = tuple(layers[i] for i in range(L))
     return ModelSizes(per, per, math.prod(shapes[emb]) * b, math.prod(shapes[head]) * b if head else 0, rest, lora,
-                      dtype_bytes=b, dequant_bytes=big * b, fold_bytes=max(stacks.values(), default=0) * b,
-                      **_widths(config))
+                      dtype_bytes=b, dequant_bytes=max(deq.values(), default=0) * b,
+                      fold_bytes=max(stacks.values(), default=0) * b, **_widths(config))
 
 # %% ../nbs/02a_plan.ipynb #pa000011
 def sizes_from_checkpoint(gbi, layer_names: list[list[str]], dtype: torch.dtype, config, lora_rank: int, targets,
@@ -122,7 +123,8 @@ def sizes_from_checkpoint(gbi, layer_names: list[list[str]], dtype: torch.dtype,
     return ModelSizes(tuple(held_bytes(gbi, names, dtype) for names in layer_names),
                       tuple(layer_layout(gbi, names).nbytes for names in layer_names),
                       numel(emb) * b if emb else 0, numel(head) * b if head else 0, rest, lora, dtype_bytes=b,
-                      dequant_bytes=max((numel(n) for n in gbi.quant), default=0) * b,
+                      dequant_bytes=max((sum(numel(n) for n in names if n in gbi.quant) for names in layer_names),
+                                        default=0) * b,
                       fold_bytes=max(stacks.values(), default=0) * b, **_widths(config))
 
 # %% ../nbs/02a_plan.ipynb #pa000013
@@ -155,7 +157,7 @@ def step_bytes(s: ModelSizes, tokens: int, gradient_checkpointing: bool=True, lo
     loss = loss_bytes(s, tokens, loss_chunk_size)
     backward = work + s.lora_params * 4 + cast_bytes  # + the LoRA gradients (float32), the layer's cast copy
     return dict(kept_activations=kept, step_peak=max(loss, backward),
-                weight_transients=2 * s.dequant_bytes + 2 * s.fold_bytes)
+                weight_transients=s.dequant_bytes + 2 * s.fold_bytes)
 
 # %% ../nbs/02a_plan.ipynb #pa000017
 def _size(n: int) -> str: return f"{n / GB:.1f} GB" if n >= GB / 10 else f"{n / 2**20:.0f} MB"

@@ -864,6 +864,13 @@ MUTANTS = [
          notebooks=["nbs/02a_plan.ipynb"],
          sees="the flight check passes without AdamW's moments, then the first steps after it run out of memory"),
 
+    dict(name="dequant-one-weight", file="lema/plan.py",
+         old="dequant_bytes=max((sum(numel(n) for n in names if n in gbi.quant) for names in layer_names),\n"
+             "                                        default=0) * b,",
+         new="dequant_bytes=2 * max((numel(n) for n in gbi.quant), default=0) * b,",
+         notebooks=["nbs/02a_plan.ipynb"],
+         sees="a streamed 4-bit layer's weights counted one (twice) at a time, not all of them: the plan is below the count"),
+
     dict(name="count-views", file="lema/device.py",
          old="t.untyped_storage().data_ptr() not in ins:",
          new="True:",
