@@ -431,6 +431,15 @@ def _verdict(lo, hi) -> str:
     "A ratio is better or worse only when the two spreads do not overlap."
     return "lower" if hi < 1 else "higher" if lo > 1 else "same within noise"
 
+def _paired(df, i, col: str, raw, run: str, base: str):
+    "Row `i`'s `col_paired*`: the step time of `run` over `base`'s within each round (median, min, max, verdict)."
+    if "sec_per_step" not in raw: return
+    t = lambda name: raw[(raw.run == name) & (raw.status == "ok")].set_index("round").sec_per_step
+    p = (t(run) / t(base)).dropna()
+    if len(p) < 2: return
+    df.loc[i, [f"{col}_paired", f"{col}_paired_min", f"{col}_paired_max"]] = p.median(), p.min(), p.max()
+    df.loc[i, f"{col}_paired_verdict"] = _verdict(p.min(), p.max())
+
 def compare(shape, seq=256, device="cpu", dtype="float32", trainers=("peft", "peft-gc", "lema"),
             timing: bool=True,  # False: a memory comparison (a step or two is no timing): no floors, no time ratios
             rounds: int=1,      # interleaved rounds (A B C, A B C, ...): each figure is their median, with min-max
@@ -472,6 +481,7 @@ def compare(shape, seq=256, device="cpu", dtype="float32", trainers=("peft", "pe
                     (lo, hi), (blo, bhi) = lo_hi(r, m), lo_hi(b, m)
                     df.loc[i, f"{name}_vs_{col}_min"], df.loc[i, f"{name}_vs_{col}_max"] = lo / bhi, hi / blo
                     df.loc[i, f"{name}_vs_{col}_verdict"] = _verdict(lo / bhi, hi / blo)
+                    if name == "time": _paired(df, i, f"time_vs_{col}", raw, r["run"], b["run"])
     if not timing: return df
     floor = measure_floor(device, dtype, threads=kw.get("threads", 1),
                           shapes=step_work(shape, seq, int(df.batch.iloc[0]))["matmul_shapes"])

@@ -403,7 +403,8 @@ def main(argv=None):
                              trainers=tuple((a.runs or "peft,peft-gc,lema").split(",")), steps=a.steps,
                              threads=a.threads, memory_cap_gb=a.memory_cap_gb, rounds=a.rounds,
                              lora_targets=a.lora_targets)
-                vs = [f"time_vs_peft_same_gc{s}" for s in ("", "_min", "_max", "_verdict")]
+                vs = [f"time_vs_peft_same_gc{s}" for s in ("", "_min", "_max", "_verdict", "_paired", "_paired_min",
+                                                          "_paired_max", "_paired_verdict")]
                 cols = [c for c in ("run", "status", "sec_per_step", "tokens_per_s", "peak_device_gb",
                                     "peak_rss_gb", "peak_anon_gb", "peak_file_gb", "floor_s", *vs, "time_vs_floor",
                                     "error") if c in df]

@@ -871,6 +871,12 @@ MUTANTS = [
          notebooks=["nbs/02a_plan.ipynb"],
          sees="a streamed 4-bit layer's weights counted one (twice) at a time, not all of them: the plan is below the count"),
 
+    dict(name="paired-mean", file="lema/bench.py",
+         old="= p.median(), p.min(), p.max()",
+         new="= p.mean(), p.min(), p.max()",
+         notebooks=["nbs/08_bench.ipynb"],
+         sees="the paired ratio is the mean of the rounds' ratios, not their median: one slow round moves it"),
+
     dict(name="count-views", file="lema/device.py",
          old="t.untyped_storage().data_ptr() not in ins:",
          new="True:",
