@@ -155,9 +155,9 @@ def step_bytes(s: ModelSizes, tokens: int, gradient_checkpointing: bool=True, lo
     if not gradient_checkpointing: kept, work = s.n_layers * act, backward_workspace_bytes(s, tokens)
     else: kept, work = (2 if offload_activations else s.n_layers) * inp, act + backward_workspace_bytes(s, tokens)
     loss = loss_bytes(s, tokens, loss_chunk_size)
-    backward = work + s.lora_params * 4 + cast_bytes  # + the LoRA gradients (float32), the layer's cast copy
-    return dict(kept_activations=kept, step_peak=max(loss, backward),
-                weight_transients=s.dequant_bytes + 2 * s.fold_bytes)
+    transients = s.dequant_bytes + 2 * s.fold_bytes  # a running layer's: gone by the loss
+    backward = work + s.lora_params * 4 + cast_bytes + transients  # + the LoRA gradients (float32), the layer's copies
+    return dict(kept_activations=kept, step_peak=max(loss, backward))
 
 # %% ../nbs/02a_plan.ipynb #pa000017
 def _size(n: int) -> str: return f"{n / GB:.1f} GB" if n >= GB / 10 else f"{n / 2**20:.0f} MB"

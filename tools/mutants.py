@@ -877,6 +877,12 @@ MUTANTS = [
          notebooks=["nbs/08_bench.ipynb"],
          sees="the paired ratio is the mean of the rounds' ratios, not their median: one slow round moves it"),
 
+    dict(name="transients-on-loss", file="lema/plan.py",
+         old="    return dict(kept_activations=kept, step_peak=max(loss, backward))",
+         new="    return dict(kept_activations=kept, step_peak=max(loss, backward - transients) + transients)",
+         notebooks=["nbs/02a_plan.ipynb"],
+         sees="a layer's folded expert stacks (or dequantized weights) added on top of the loss, when no layer runs"),
+
     dict(name="count-views", file="lema/device.py",
          old="t.untyped_storage().data_ptr() not in ins:",
          new="True:",
