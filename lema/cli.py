@@ -409,7 +409,12 @@ def main(argv=None):
                                     "peak_rss_gb", "peak_anon_gb", "peak_file_gb", "floor_s", *vs, "time_vs_floor",
                                     "error") if c in df]
             print(df[cols].to_string(index=False))
-            if a.csv: df.to_csv(a.csv, index=False)
+            if a.csv:
+                df.to_csv(a.csv, index=False)
+                if df.attrs.get("rounds"):  # every round beside the medians (NAME_rounds.csv): the pairs can be checked
+                    import pandas as pd
+                    pd.DataFrame(df.attrs["rounds"]).to_csv(Path(a.csv).with_name(Path(a.csv).stem + "_rounds.csv"),
+                                                            index=False)
         elif a.cmd == "train":
             over = _field_flags(a)  # the fields given as flags: they override the YAML
             if a.config or "model_name_or_path" in over:  # a run of its own: the YAML and/or the flags

@@ -883,6 +883,12 @@ MUTANTS = [
          notebooks=["nbs/02a_plan.ipynb"],
          sees="a layer's folded expert stacks (or dequantized weights) added on top of the loss, when no layer runs"),
 
+    dict(name="bench-rounds-unwritten", file="lema/cli.py",
+         old='if df.attrs.get("rounds"):',
+         new='if df.attrs.get("rounds") and a.rounds > 2:',
+         notebooks=["nbs/07_cli.ipynb"],
+         sees="lema bench --csv keeps the medians but not the rounds behind them: the paired ratios cannot be checked"),
+
     dict(name="count-views", file="lema/device.py",
          old="t.untyped_storage().data_ptr() not in ins:",
          new="True:",
