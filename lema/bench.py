@@ -11,9 +11,10 @@ from pathlib import Path
 import torch
 
 # %% auto #0
-__all__ = ['SHAPES', 'TARGETS', 'EXPERT_PARAMS', 'PHASES', 'DEFAULTS', 'shape_config', 'cache_dir', 'build_model', 'run_config',
-           'step_work', 'measure_floor', 'floor_seconds', 'machine', 'compare', 'compare_generate', 'simulated_flight',
-           'compare_plans', 'compare_ranks', 'plot_speed', 'plot_memory']
+__all__ = ['SHAPES', 'TARGETS', 'EXPERT_PARAMS', 'PHASES', 'DEFAULTS', 'shape_config', 'cache_dir', 'build_model',
+           'run_config', 'step_work', 'measure_floor', 'floor_seconds', 'machine', 'compare',
+           'compare_generate', 'simulated_flight', 'compare_plans', 'compare_ranks', 'plot_speed',
+           'plot_memory']
 
 # %% ../nbs/08_bench.ipynb #4ccaee7f
 _LLAMA = dict(model_type="llama", rms_norm_eps=1e-5, hidden_act="silu", bos_token_id=1, eos_token_id=2)

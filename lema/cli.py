@@ -19,7 +19,8 @@ from .lora import quiet_peft
 
 # %% auto #0
 __all__ = ['SMOLLM2', 'SMOLLM2_GGUF', 'latest_checkpoint', 'run_training', 'answers', 'side_by_side', 'default_model',
-           'default_config', 'check_adapter_in_peft', 'default_run', 'load_train_config', 'config_field_docs', 'main']
+           'default_config', 'check_adapter_in_peft', 'default_run', 'load_train_config', 'config_field_docs',
+           'main']
 
 # %% ../nbs/07_cli.ipynb #676ad0f5
 def latest_checkpoint(output_dir) -> Path|None:

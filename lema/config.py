@@ -14,8 +14,9 @@ import torch, yaml
 from fastcore.basics import patch
 
 # %% auto #0
-__all__ = ['CONFIG_NAME', 'LemaError', 'ConfigurationError', 'GBIError', 'UnsupportedModelError', 'InputError', 'AdapterError',
-           'CheckpointError', 'MissingDependencyError', 'MemoryStrategy', 'LemaConfig', 'parse_duration']
+__all__ = ['CONFIG_NAME', 'LemaError', 'ConfigurationError', 'GBIError', 'UnsupportedModelError', 'InputError',
+           'AdapterError', 'CheckpointError', 'MissingDependencyError', 'MemoryStrategy', 'LemaConfig',
+           'parse_duration']
 
 # %% ../nbs/00_config.ipynb #7089a9fa
 class LemaError(Exception):

@@ -15,8 +15,8 @@ from torch.utils.data import DataLoader
 from .config import ConfigurationError, InputError, LemaConfig
 
 # %% auto #0
-__all__ = ['CHAT_ROLES', 'builtin_text', 'load_texts', 'load_data', 'train_bpe_tokenizer', 'get_tokenizer', 'tokenize_chat',
-           'make_blocks', 'make_dataloaders', 'pack_chat']
+__all__ = ['CHAT_ROLES', 'builtin_text', 'load_texts', 'load_data', 'train_bpe_tokenizer', 'get_tokenizer',
+           'tokenize_chat', 'make_blocks', 'make_dataloaders', 'pack_chat']
 
 # %% ../nbs/06a_dataset.ipynb #20a64411
 def builtin_text() -> str:

@@ -61,8 +61,9 @@ def rank_device(device: str, d: Distributed|None) -> torch.device:
     return torch.device("cuda", d.local_rank) if d is not None and dev.type == "cuda" and dev.index is None else dev
 
 # %% auto #0
-__all__ = ['torchrun_env', 'Distributed', 'setup_distributed', 'rank_device', 'check_same_everywhere', 'broadcast_from_main',
-           'average_gradients', 'sum_over_ranks', 'max_over_ranks', 'gather_from_ranks', 'barrier', 'shard_loader']
+__all__ = ['torchrun_env', 'Distributed', 'setup_distributed', 'rank_device', 'check_same_everywhere',
+           'broadcast_from_main', 'average_gradients', 'sum_over_ranks', 'max_over_ranks',
+           'gather_from_ranks', 'barrier', 'shard_loader']
 
 # %% ../nbs/05a_distributed.ipynb #5a000002
 def check_same_everywhere(d: Distributed|None, **facts):

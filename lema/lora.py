@@ -15,9 +15,9 @@ from safetensors.torch import load_file, save_file
 from .config import AdapterError, ConfigurationError
 
 # %% auto #0
-__all__ = ['ADAPTER_CONFIG', 'ADAPTER_WEIGHTS', 'PEFT_PREFIX', 'lora_scaling', 'LoraLinear', 'matches_target', 'apply_lora',
-           'LoraParam', 'apply_lora_params', 'recover_directory', 'atomic_directory', 'write_adapter', 'save_adapter',
-           'quiet_peft', 'read_adapter_config', 'load_adapter_weights']
+__all__ = ['ADAPTER_CONFIG', 'ADAPTER_WEIGHTS', 'PEFT_PREFIX', 'lora_scaling', 'LoraLinear', 'matches_target',
+           'apply_lora', 'LoraParam', 'apply_lora_params', 'recover_directory', 'atomic_directory',
+           'write_adapter', 'save_adapter', 'quiet_peft', 'read_adapter_config', 'load_adapter_weights']
 
 # %% ../nbs/03_lora.ipynb #06801c5c
 def _features(base: nn.Module) -> tuple[int, int]:

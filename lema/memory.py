@@ -19,7 +19,8 @@ from .gbi import ByteRange, GlobalBinaryIndex, _view
 from .quant import dequantize, quant_parts
 
 # %% auto #0
-__all__ = ['LayerLayout', 'layer_layout', 'held_bytes', 'LayerStreamer', 'Offloaded', 'ActivationOffloader', 'bind_parameters']
+__all__ = ['LayerLayout', 'layer_layout', 'held_bytes', 'LayerStreamer', 'Offloaded', 'ActivationOffloader',
+           'bind_parameters']
 
 # %% ../nbs/02_memory.ipynb #e8ef418c
 @dataclass

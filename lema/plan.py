@@ -13,8 +13,8 @@ from .config import LemaError
 
 # %% auto #0
 __all__ = ['GB', 'MemoryPlanError', 'nf4_bytes', 'ModelSizes', 'sizes_from_config', 'sizes_from_checkpoint',
-           'layer_activation_bytes', 'backward_workspace_bytes', 'loss_bytes', 'step_bytes', 'MemoryPlan', 'estimate',
-           'reserve', 'plan_memory', 'cheaper_plan', 'device_budget', 'allocated_during']
+           'layer_activation_bytes', 'backward_workspace_bytes', 'loss_bytes', 'step_bytes', 'MemoryPlan',
+           'estimate', 'reserve', 'plan_memory', 'cheaper_plan', 'device_budget', 'allocated_during']
 
 # %% ../nbs/02a_plan.ipynb #pa000006
 GB = 2**30

@@ -17,8 +17,8 @@ from .gbi import (GlobalBinaryIndex, _copy_side_files, _natural_key, _reader, _t
                       expected_tensors)
 
 # %% auto #0
-__all__ = ['QUANT_TYPES', 'require_bitsandbytes', 'quantization_of', 'QuantSpec', 'find_quantized', 'quant_parts', 'dequantize',
-           'quantize', 'quantized_items', 'quantizable', 'bnb_quantization_config']
+__all__ = ['QUANT_TYPES', 'require_bitsandbytes', 'quantization_of', 'QuantSpec', 'find_quantized', 'quant_parts',
+           'dequantize', 'quantize', 'quantized_items', 'quantizable', 'bnb_quantization_config']
 
 # %% ../nbs/01a_quant.ipynb #227075e0
 QUANT_TYPES = ("nf4", "fp4")
