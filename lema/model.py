@@ -201,10 +201,18 @@ def _apply_plan(self: LemaModel, plan):
 
 # %% ../nbs/06_model.ipynb #15f00003
 @patch
-def flight_check(self: LemaModel, batch_size: int, seq_len: int, verbose: bool=True, optimizer=None):
+def flight_check(self: LemaModel, batch_size: int, seq_len: int, verbose: bool=True, optimizer=None,
+                 again: bool=True):  # False (`fit`): not when this plan has passed such a check already
     """One forward and backward of a `batch_size` x `seq_len` batch under the memory plan, moving to cheaper plans
     until one fits; leaves gradients, RNG and optimizer as they were. Returns the plan. `optimizer`: the run's, whose
-    moments its first step will make (AdamW's two per parameter) are held during the check."""
+    moments its first step will make (AdamW's two per parameter) are held during the check. With `again=False` a check
+    this plan has passed already, at least as long and as wide (moments held, the same checkpointing), is skipped."""
+    held = optimizer is not None  # (its moments, made or ahead, are in this check)
+    # (plan, batch, sequence, checkpointing, moments held) of the last check passed
+    f = getattr(self, "_flown", None)
+    if not again and f and f[0] is self.memory_plan and f[3] == self.config.gradient_checkpointing \
+       and batch_size <= f[1] and seq_len <= f[2] and (f[4] or not held):
+        return self.memory_plan  # a second `fit` in the notebook: nothing to learn from the same check
     params = self.get_trainable_parameters()
     # every step after the first also holds the optimizer's moments: not yet made, not on the host
     ahead = [] if optimizer is None or optimizer.state or isinstance(optimizer, HostOffloadAdamW) else \
@@ -217,7 +225,8 @@ def flight_check(self: LemaModel, batch_size: int, seq_len: int, verbose: bool=T
         while True:
             for p in params: p.grad = None
             try:
-                self.train(); self.outputs(ids, labels=ids, return_logits=False).loss.backward(); break
+                self.train(); self.outputs(ids, labels=ids, return_logits=False).loss.backward()
+                self._flown = (self.memory_plan, batch_size, seq_len, self.config.gradient_checkpointing, held); break
             except torch.OutOfMemoryError:
                 if self.offloader is not None: self.offloader.clear()
                 old, tokens = self.memory_plan, batch_size * seq_len

@@ -425,7 +425,7 @@ def fit(self: LemaTrainer, train_dataloader, max_steps: int|None=None, epochs: i
     if self.model.streamer.cuda and hasattr(self.model, "flight_check"):  # a GPU (or the simulated one): the memory
         self.model.flight_check(getattr(train_dataloader, "batch_size", None) or c.batch_size,  # plan's flight check
                                 _longest(train_dataloader, c.max_seq_length), verbose=d is None or d.is_main,
-                                optimizer=self.optimizer)
+                                optimizer=self.optimizer, again=False)
     bar = tqdm(total=total, initial=self.global_step, disable=not progress or (d is not None and not d.is_main),
                desc="lema fit", unit="step")
     why, path, tokens, t0, self._in_fit = None, None, 0, time.perf_counter(), True

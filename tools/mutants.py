@@ -902,8 +902,20 @@ MUTANTS = [
          sees="a checkpoint without a dtype in config.json prints transformers' `torch_dtype is deprecated` warning"),
 
     dict(name="fit-flight-no-optimizer", file="lema/trainer.py",
-         old="optimizer=self.optimizer)",
-         new="optimizer=None)",
+         old="optimizer=self.optimizer, again=False)",
+         new="optimizer=None, again=False)",
          notebooks=["nbs/02a_plan.ipynb"],
          sees="`fit`'s flight check does not hold AdamW's moments: it passes, and the first steps run out of memory"),
+
+    dict(name="fit-flight-every-call", file="lema/trainer.py",
+         old="optimizer=self.optimizer, again=False)",
+         new="optimizer=self.optimizer, again=True)",
+         notebooks=["nbs/06_model.ipynb"],
+         sees="every `fit` in a notebook runs the flight check again: a whole streamed step more per call"),
+
+    dict(name="flight-skip-longer", file="lema/model.py",
+         old="       and batch_size <= f[1] and seq_len <= f[2] and (f[4] or not held):",
+         new="       and batch_size <= f[1] and (f[4] or not held):",
+         notebooks=["nbs/06_model.ipynb"],
+         sees="a second `fit` on longer sequences skips the flight check and runs out of memory mid-run"),
 ]
