@@ -396,8 +396,7 @@ class StreamedCausalLM(nn.Module):
         if plan.embedding_on_host: self._embedding_to_host(hf)  # before `_materialize`: the device copy is never made
         _materialize(hf, self.gbi, self.adapter.layers, self.device, self.dtype, self.hf_config)
         layers = hf.get_submodule(self.adapter.layers)
-        self.streamer = LayerStreamer(self.gbi, self.layer_names, device=self.device, dtype=self.dtype,
-                                      n_slots=config.vram_buffer_size, strategy=config.strategy, n_fixed=plan.resident)
+        self.streamer = self._new_streamer(plan.resident)
         self.layers = list(layers)  # the meta modules, LoRA wrappers applied to them
         self.offloader = ActivationOffloader(self.device) if plan.offload_activations else None
         for i, layer in enumerate(self.layers):
@@ -424,6 +423,12 @@ class StreamedCausalLM(nn.Module):
             if need > budget: break
             budget, n = budget - need, n + 1
         return n
+
+    def _new_streamer(self, n_fixed: int) -> LayerStreamer:
+        "A streamer of the decoder layers that keeps the first `n_fixed` on the device (a plan's `resident`)."
+        c = self.config
+        return LayerStreamer(self.gbi, self.layer_names, device=self.device, dtype=self.dtype,
+                             n_slots=c.vram_buffer_size, strategy=c.strategy, n_fixed=n_fixed)
 
 @patch
 def _embedding_to_host(self: StreamedCausalLM, hf):

@@ -181,17 +181,16 @@ def _rebuild(self: LemaModel, device) -> LemaModel:
 
 # %% ../nbs/06_model.ipynb #15f00002
 from .plan import MemoryPlanError, cheaper_plan
-from .memory import ActivationOffloader, LayerStreamer
+from .memory import ActivationOffloader
 
 @patch
 def _apply_plan(self: LemaModel, plan):
     "Move to memory plan `plan`: the layers kept and streamed, where layer inputs and the embedding wait."
-    old, c, layers = self.memory_plan, self.config, self.hf.get_submodule(self.adapter.layers)
+    old, layers = self.memory_plan, self.hf.get_submodule(self.adapter.layers)
     if (plan.resident, plan.slots) != (old.resident, old.slots):
         self.streamer.close()  # its slots and fixed layers go; the new streamer copies what it keeps
         for layer in layers: layer._drop_weights()
-        self.streamer = LayerStreamer(self.gbi, self.layer_names, device=self.device, dtype=self.dtype,
-                                      n_slots=c.vram_buffer_size, strategy=c.strategy, n_fixed=plan.resident)
+        self.streamer = self._new_streamer(plan.resident)
         for layer in layers: layer.streamer = self.streamer
     if plan.offload_activations and self.offloader is None:
         self.offloader = ActivationOffloader(self.device)

@@ -429,14 +429,14 @@ MUTANTS = [
          sees="gbi_path is accepted, but the weights are read from model_name_or_path's checkpoint"),
 
     dict(name="knob-strategy", file="lema/adapters.py",
-         old="strategy=config.strategy, n_fixed=",
-         new='strategy="streaming", n_fixed=',
+         old="n_slots=c.vram_buffer_size, strategy=c.strategy, n_fixed=n_fixed)",
+         new='n_slots=c.vram_buffer_size, strategy="streaming", n_fixed=n_fixed)',
          notebooks=["nbs/11_knobs.ipynb"],
          sees="strategy='resident' still streams every layer from disk (the RAM copy it promises is never made)"),
 
     dict(name="knob-vram-buffer-size", file="lema/adapters.py",
-         old="n_slots=config.vram_buffer_size",
-         new="n_slots=2",
+         old="n_slots=c.vram_buffer_size, strategy=c.strategy",
+         new="n_slots=2, strategy=c.strategy",
          notebooks=["nbs/11_knobs.ipynb"],
          sees="vram_buffer_size is always 2: more slots buy no overlap, 1 slot saves no device memory"),
 
@@ -781,8 +781,8 @@ MUTANTS = [
          sees="the plan keeps every layer whatever the card: the first step on a 16 GB card runs out of memory"),
 
     dict(name="plan-resident-not-applied", file="lema/adapters.py",
-         old="strategy=config.strategy, n_fixed=plan.resident)",
-         new="strategy=config.strategy, n_fixed=0)",
+         old="self.streamer = self._new_streamer(plan.resident)\n        self.layers",
+         new="self.streamer = self._new_streamer(0)\n        self.layers",
          notebooks=["nbs/02a_plan.ipynb"],
          sees="the plan says every layer stays on the GPU, yet every layer streams: PEFT's speed never comes"),
 
