@@ -48,6 +48,9 @@ class CudaOps:
         return torch.empty(shape, dtype=dtype, device=self.device)
     def record_stream(self, t: torch.Tensor, stream): t.record_stream(stream)  # `t` is in use on `stream` too
     def pinned_empty(self, shape, dtype) -> torch.Tensor: return torch.empty(shape, dtype=dtype, pin_memory=True)
+    def host_work(self):
+        "Within, this thread's new CPU tensors are host memory (an optimizer's state on the host): on CUDA, always."
+        return nullcontext()
     def register(self, ptr: int, nbytes: int) -> int:
         "Page-lock host memory `[ptr, ptr + nbytes)`; CUDA's error code (0: done)."
         return int(torch.cuda.cudart().cudaHostRegister(ptr, nbytes, 1))  # 1: cudaHostRegisterPortable
@@ -170,6 +173,7 @@ class SimulatedDevice(CudaOps):
         finally: self._local.own -= 1
     def _free(self, n):
         with self._lock: self.allocated_bytes -= n
+    def host_work(self): return self._own()  # what this thread makes within is host memory: not counted
     def mem_get_info(self):
         with self._lock: return self.total_bytes - self.allocated_bytes, self.total_bytes
     def record_stream(self, t, stream): self.stats["record_stream"] += 1

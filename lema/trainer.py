@@ -16,6 +16,7 @@ from fastcore.basics import patch
 from .config import CheckpointError, ConfigurationError, InputError, LemaConfig, LemaError, parse_duration
 from .lora import atomic_directory, recover_directory, write_adapter, load_adapter_weights
 from .adapters import StreamedCausalLM
+from .device import device_ops
 from .distributed import (average_gradients, barrier, gather_from_ranks, max_over_ranks, shard_loader,
                               sum_over_ranks)
 
@@ -532,8 +533,12 @@ class HostOffloadAdamW(torch.optim.AdamW):
     def __init__(self, params, **kw):
         self.device_params = list(params)
         pin = any(p.is_cuda for p in self.device_params)
-        host = [torch.nn.Parameter(torch.empty(p.shape, dtype=torch.float32, pin_memory=pin))
-                for p in self.device_params]
+        # the host's tensors (on the simulated GPU, not the card's: notebook 01e)
+        ops = device_ops(self.device_params[0].device) if self.device_params else None
+        self._on_host = ops.host_work if ops is not None else contextlib.nullcontext
+        with self._on_host():
+            host = [torch.nn.Parameter(torch.empty(p.shape, dtype=torch.float32, pin_memory=pin))
+                    for p in self.device_params]
         super().__init__(host, **kw)
 
     @torch.no_grad()
@@ -541,9 +546,10 @@ class HostOffloadAdamW(torch.optim.AdamW):
         """Device -> host: the current weights and their grads (`step` does it unless done: a trainer unscales and
         clips them here)."""
         host = [p for g in self.param_groups for p in g["params"]]
-        for d, h in zip(self.device_params, host):
-            h.copy_(d, non_blocking=True)
-            h.grad = None if d.grad is None else d.grad.to("cpu", torch.float32, non_blocking=True)
+        with self._on_host():
+            for d, h in zip(self.device_params, host):
+                h.copy_(d, non_blocking=True)
+                h.grad = None if d.grad is None else d.grad.to("cpu", torch.float32, non_blocking=True)
         # their device, not the current
         for dev in {d.device for d in self.device_params if d.is_cuda}: torch.cuda.synchronize(dev)
         self._pulled = True
@@ -560,7 +566,7 @@ class HostOffloadAdamW(torch.optim.AdamW):
     @torch.no_grad()
     def step(self, closure=None):
         if not getattr(self, "_pulled", False): self.pull_grads()
-        loss = super().step(closure)
+        with self._on_host(): loss = super().step(closure)  # the moments, made and updated on the host
         for d, h in zip(self.device_params, (p for g in self.param_groups for p in g["params"])):
             d.copy_(h, non_blocking=True)  # host -> device: the new weights
         self._pulled = False

@@ -918,4 +918,10 @@ MUTANTS = [
          new="       and batch_size <= f[1] and (f[4] or not held):",
          notebooks=["nbs/06_model.ipynb"],
          sees="a second `fit` on longer sequences skips the flight check and runs out of memory mid-run"),
+
+    dict(name="offload-moments-counted", file="lema/trainer.py",
+         old="        with self._on_host(): loss = super().step(closure)",
+         new="        loss = super().step(closure)",
+         notebooks=["nbs/02a_plan.ipynb"],
+         sees="the counting card charges optimizer_offload's host moments to the GPU: the plan's offload saving unchecked"),
 ]
