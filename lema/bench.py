@@ -12,7 +12,7 @@ import torch
 
 # %% auto #0
 __all__ = ['SHAPES', 'TARGETS', 'EXPERT_PARAMS', 'PHASES', 'DEFAULTS', 'shape_config', 'cache_dir', 'build_model',
-           'run_config', 'step_work', 'measure_floor', 'floor_seconds', 'machine', 'compare',
+           'run_config', 'step_work', 'measure_floor', 'floor_seconds', 'machine', 'rotated', 'compare',
            'compare_generate', 'simulated_flight', 'compare_plans', 'compare_ranks', 'plot_speed',
            'plot_memory']
 
@@ -428,6 +428,11 @@ def _summary(raw, trainers):
         rows.append(row)
     return pd.DataFrame(rows).drop(columns=["round"])
 
+def rotated(runs, r: int) -> list:
+    "Round `r`'s order of `runs`: each round starts one run later (A B C, B C A, C A B, ...)."
+    runs = list(runs); k = r % len(runs) if runs else 0
+    return runs[k:] + runs[:k]
+
 def _verdict(lo, hi) -> str:
     "A ratio is better or worse only when the two spreads do not overlap."
     return "lower" if hi < 1 else "higher" if lo > 1 else "same within noise"
@@ -443,13 +448,13 @@ def _paired(df, i, col: str, raw, run: str, base: str):
 
 def compare(shape, seq=256, device="cpu", dtype="float32", trainers=("peft", "peft-gc", "lema"),
             timing: bool=True,  # False: a memory comparison (a step or two is no timing): no floors, no time ratios
-            rounds: int=1,      # interleaved rounds (A B C, A B C, ...): each figure is their median, with min-max
+            rounds: int=1,      # interleaved rounds (A B C, B C A, ...): each figure is their median, with min-max
             **kw):
     """PEFT and LEMA on one shape, each run in its own process, in interleaved rounds; medians, spreads, floors and
     ratios."""
     rows = []
     for rnd in range(rounds):  # interleaved: a slow minute of this noisy box hits every run alike
-        for t in trainers:
+        for t in rotated(trainers, rnd):
             if t.startswith("qlora") and shape == _base(shape):
                 raise ValueError(f"{t!r} needs a 4-bit shape ({shape}-nf4)")
             opts = (dict(trainer="peft", gradient_checkpointing=t.endswith("-gc")) if t.startswith(("peft", "qlora"))
@@ -515,7 +520,7 @@ def compare_generate(shape, seq=64, batches=(1, 8), new_tokens=32, device="cpu",
     rows = [dict(run=run, round=r, **run_config(shape=shape, seq=seq, batch=b, trainer="generate",
                                                 new_tokens=new_tokens, device=device, dtype=dtype,
                                                 **_generate_run(run), **kw))
-            for r in range(rounds) for b in batches for run in runs]
+            for r in range(rounds) for b in batches for run in rotated(runs, r)]
     raw = pd.DataFrame(rows)
     for c in ("streamed_bytes_per_token", "tokens_per_s", "sec_per_token", "error"):  # (absent where every run failed)
         if c not in raw: raw[c] = float("nan")

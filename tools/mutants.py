@@ -924,4 +924,10 @@ MUTANTS = [
          new="        loss = super().step(closure)",
          notebooks=["nbs/02a_plan.ipynb"],
          sees="the counting card charges optimizer_offload's host moments to the GPU: the plan's offload saving unchecked"),
+
+    dict(name="bench-order-fixed", file="lema/bench.py",
+         old="        for t in rotated(trainers, rnd):",
+         new="        for t in trainers:",
+         notebooks=["nbs/08_bench.ipynb"],
+         sees="every round runs PEFT first: an effect of the order (what the process before leaves) biases each ratio"),
 ]
