@@ -207,11 +207,10 @@ def flight_check(self: LemaModel, batch_size: int, seq_len: int, verbose: bool=T
     moments its first step will make (AdamW's two per parameter) are held during the check. With `again=False` a check
     this plan has passed already, at least as long and as wide (moments held, the same checkpointing), is skipped."""
     held = optimizer is not None  # (its moments, made or ahead, are in this check)
-    # (plan, batch, sequence, checkpointing, moments held) of the last check passed
-    f = getattr(self, "_flown", None)
-    if not again and f and f[0] is self.memory_plan and f[3] == self.config.gradient_checkpointing \
-       and batch_size <= f[1] and seq_len <= f[2] and (f[4] or not held):
-        return self.memory_plan  # a second `fit` in the notebook: nothing to learn from the same check
+    if not again and (passed := getattr(self, "_flown", None)):  # a second `fit` in the notebook: the same check?
+        plan, checkpointing, had_moments, b, s = passed
+        if (plan, checkpointing) == (self.memory_plan, self.config.gradient_checkpointing) \
+           and (had_moments or not held) and batch_size <= b and seq_len <= s: return self.memory_plan
     params = self.get_trainable_parameters()
     # every step after the first also holds the optimizer's moments: not yet made, not on the host
     ahead = [] if optimizer is None or optimizer.state or isinstance(optimizer, HostOffloadAdamW) else \
@@ -225,7 +224,8 @@ def flight_check(self: LemaModel, batch_size: int, seq_len: int, verbose: bool=T
             for p in params: p.grad = None
             try:
                 self.train(); self.outputs(ids, labels=ids, return_logits=False).loss.backward()
-                self._flown = (self.memory_plan, batch_size, seq_len, self.config.gradient_checkpointing, held); break
+                self._flown = (self.memory_plan, self.config.gradient_checkpointing, held, batch_size, seq_len)
+                break
             except torch.OutOfMemoryError:
                 if self.offloader is not None: self.offloader.clear()
                 old, tokens = self.memory_plan, batch_size * seq_len

@@ -914,8 +914,8 @@ MUTANTS = [
          sees="every `fit` in a notebook runs the flight check again: a whole streamed step more per call"),
 
     dict(name="flight-skip-longer", file="lema/model.py",
-         old="       and batch_size <= f[1] and seq_len <= f[2] and (f[4] or not held):",
-         new="       and batch_size <= f[1] and (f[4] or not held):",
+         old="and (had_moments or not held) and batch_size <= b and seq_len <= s: return self.memory_plan",
+         new="and (had_moments or not held) and batch_size <= b: return self.memory_plan",
          notebooks=["nbs/06_model.ipynb"],
          sees="a second `fit` on longer sequences skips the flight check and runs out of memory mid-run"),
 
