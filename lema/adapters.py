@@ -19,7 +19,7 @@ from .hub import resolve_model_dir
 from .distributed import broadcast_from_main, check_same_everywhere, rank_device, setup_distributed
 from .quant import dequantize, quant_parts, require_bitsandbytes
 from .memory import ActivationOffloader, LayerStreamer, bind_parameters, held_bytes
-from .lora import LoraParam, apply_lora, apply_lora_params, matches_target, quiet_peft
+from .lora import LoraLinear, LoraParam, apply_lora, apply_lora_params, matches_target, quiet_peft
 from .loss import chunked_causal_lm_loss
 from .device import device_ops
 from .plan import MemoryPlan, device_budget, estimate, plan_memory, sizes_from_checkpoint
@@ -170,9 +170,16 @@ class StreamedLayer(nn.Module):
         self.idx, self.prefix, self.streamer, self.keep_activations, self.offloader = \
             idx, prefix, streamer, keep_activations, offloader
         self._w = self._buf = None  # the weights bound now, and the buffer they are views of (`_bind`)
+        self._lora = None           # the layer's LoRA factors (`lora_A`, `lora_B` modules): found once, on first use
 
     @property
-    def lora_params(self): return [p for p in self.layer.parameters() if p.requires_grad]
+    def lora_params(self):
+        "The LoRA weights that train (what the backward differentiates); the layer's modules walked once, not per call."
+        if self._lora is None:
+            mods = list(self.layer.modules())
+            factors = {id(f) for m in mods if isinstance(m, (LoraLinear, LoraParam)) for f in (m.lora_A, m.lora_B)}
+            self._lora = [m for m in mods if id(m) in factors]  # in `parameters()`'s order
+        return [f.weight for f in self._lora if f.weight.requires_grad]
 
     def __getattr__(self, name):  # transformers reads layer attributes, e.g. qwen2's `attention_type`
         try: return super().__getattr__(name)
@@ -507,7 +514,9 @@ def initialize_lora(self: StreamedCausalLM, seed: int|None=None, use_rslora: boo
 
 @patch
 def _register_lora(self: StreamedCausalLM):
-    "Make the LoRA weights submodules, so `parameters()` (what transformers' Trainer hands its optimizer) holds them."
+    """Make the LoRA weights submodules, so `parameters()` (what transformers' Trainer hands its optimizer) holds them;
+    each streamed layer looks its LoRA factors up again."""
+    for l in self.hf.get_submodule(self.adapter.layers): l._lora = None
     self.lora_weights = nn.ModuleDict({n.replace(".", "-"): nn.ModuleDict(dict(lora_A=m.lora_A, lora_B=m.lora_B))
                                        for n, m in self.loras.items()})
     return self

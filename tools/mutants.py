@@ -930,4 +930,16 @@ MUTANTS = [
          new="        for t in trainers:",
          notebooks=["nbs/08_bench.ipynb"],
          sees="every round runs PEFT first: an effect of the order (what the process before leaves) biases each ratio"),
+
+    dict(name="lora-factors-stale", file="lema/adapters.py",
+         old="    for l in self.hf.get_submodule(self.adapter.layers): l._lora = None",
+         new="    pass",
+         notebooks=["nbs/04_adapters.ipynb"],
+         sees="a model that ran a forward before `initialize_lora` cannot train: its layers still see no LoRA factor"),
+
+    dict(name="lora-frozen-trains", file="lema/adapters.py",
+         old="        return [f.weight for f in self._lora if f.weight.requires_grad]",
+         new="        return [f.weight for f in self._lora]",
+         notebooks=["nbs/04_adapters.ipynb"],
+         sees="freezing one adapter factor breaks the backward: autograd is handed a tensor that needs no gradient"),
 ]
