@@ -327,7 +327,7 @@ def _parser():
     b.add_argument("--device", default="cpu"); b.add_argument("--dtype", default="float32")
     b.add_argument("--steps", type=int, default=3, help="timed steps (after one warm-up)")
     b.add_argument("--rounds", type=int, default=1,
-                   help="interleaved rounds (A B C, A B C, ...): medians and min-max of the rounds")
+                   help="interleaved rounds, each starting one run later (A B C, B C A, ...): medians and min-max")
     b.add_argument("--threads", type=int, default=1, help="torch threads per process")
     b.add_argument("--memory-cap-gb", type=float, default=None, help="emulate a smaller GPU")
     b.add_argument("--csv", default=None, help="also write the table here")
