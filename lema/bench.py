@@ -157,7 +157,9 @@ def _peft_trainee(path, cfg, targets, params=None):
     model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, cfg["dtype"]),
                                                  attn_implementation="sdpa").to(cfg["device"])
     if cfg["gradient_checkpointing"]:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        on = getattr(model, "activation_checkpointing_enable", None)  # transformers' name now; the old one warns
+        if on is not None: on(activation_checkpointing_kwargs={"use_reentrant": False})
+        else: model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.enable_input_require_grads()
     model = get_peft_model(model, LoraConfig(r=cfg["rank"], lora_alpha=2 * cfg["rank"], target_modules=targets,
                                              lora_dropout=0.0, target_parameters=params, task_type="CAUSAL_LM"))

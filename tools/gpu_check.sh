@@ -7,7 +7,8 @@
 #   bash tools/gpu_check.sh vram    the GPU cells of nbs/benchmarks/vram.ipynb
 #   bash tools/gpu_check.sh quick   tools/gpu_quick.py, at most 6 minutes, capped at 16 GB (issue 21): device="cuda",
 #                                   PEFT equivalence in every memory mode and under injected delays, syncs per layer,
-#                                   a 2-step profile, memory over NaN batches and close(), fp16 vs fp32, into
+#                                   a 2-step profile, memory over NaN batches and close(), fp16 vs fp32, the plan
+#                                   at 7B, the seed's call against PEFT (issue 23: checkpointed <= 1.00x), into
 #                                   assets/gpu_quick* (and $OUT when set). Needs only torch, transformers and peft; the
 #                                   wheels in $WHEELS (default .whl/) are installed if there: fastcore (lema imports
 #                                   it) and bitsandbytes (the 4-bit checks; without it they are SKIPPED).
