@@ -176,9 +176,8 @@ class StreamedLayer(nn.Module):
     def lora_params(self):
         "The LoRA weights that train (what the backward differentiates); the layer's modules walked once, not per call."
         if self._lora is None:
-            mods = list(self.layer.modules())
-            factors = {id(f) for m in mods if isinstance(m, (LoraLinear, LoraParam)) for f in (m.lora_A, m.lora_B)}
-            self._lora = [m for m in mods if id(m) in factors]  # in `parameters()`'s order
+            wrappers = (m for m in self.layer.modules() if isinstance(m, (LoraLinear, LoraParam)))
+            self._lora = [f for m in wrappers for f in (m.lora_A, m.lora_B)]
         return [f.weight for f in self._lora if f.weight.requires_grad]
 
     def __getattr__(self, name):  # transformers reads layer attributes, e.g. qwen2's `attention_type`

@@ -12,8 +12,8 @@ import torch
 
 # %% auto #0
 __all__ = ['SHAPES', 'TARGETS', 'EXPERT_PARAMS', 'PHASES', 'DEFAULTS', 'shape_config', 'cache_dir', 'build_model',
-           'run_config', 'step_work', 'measure_floor', 'floor_seconds', 'machine', 'rotated', 'compare',
-           'compare_generate', 'simulated_flight', 'compare_plans', 'compare_ranks', 'plot_speed',
+           'run_config', 'step_work', 'measure_floor', 'floor_seconds', 'machine', 'rotated', 'paired_ratios',
+           'compare', 'compare_generate', 'simulated_flight', 'compare_plans', 'compare_ranks', 'plot_speed',
            'plot_memory']
 
 # %% ../nbs/08_bench.ipynb #4ccaee7f
@@ -439,11 +439,15 @@ def _verdict(lo, hi) -> str:
     "A ratio is better or worse only when the two spreads do not overlap."
     return "lower" if hi < 1 else "higher" if lo > 1 else "same within noise"
 
+def paired_ratios(raw, run: str, base: str) -> pd.Series:
+    "Each round's step time of `run` over `base`'s (rounds where both ran), from a rounds table (`F_rounds.csv`)."
+    t = lambda name: raw[(raw.run == name) & (raw.status == "ok")].set_index("round").sec_per_step
+    return (t(run) / t(base)).dropna()
+
 def _paired(df, i, col: str, raw, run: str, base: str):
     "Row `i`'s `col_paired*`: the step time of `run` over `base`'s within each round (median, min, max, verdict)."
     if "sec_per_step" not in raw: return
-    t = lambda name: raw[(raw.run == name) & (raw.status == "ok")].set_index("round").sec_per_step
-    p = (t(run) / t(base)).dropna()
+    p = paired_ratios(raw, run, base)
     if len(p) < 2: return
     df.loc[i, [f"{col}_paired", f"{col}_paired_min", f"{col}_paired_max"]] = p.median(), p.min(), p.max()
     df.loc[i, f"{col}_paired_verdict"] = _verdict(p.min(), p.max())

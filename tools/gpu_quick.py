@@ -195,6 +195,17 @@ def batch(ctx, B=None, T=None, seed=0, V=None):
     if B > 1: mask[1, : T // 4] = 0
     return x, mask, x.masked_fill(mask == 0, -100)
 
+def timed_rounds(ctx, runs: dict, rounds: int) -> dict:
+    """Seconds of each of `runs` (name -> callable) in `rounds` interleaved rounds after one warm-up round, each round
+    starting one run later (the bench's `rotated`), the device synchronized around each call: {name: [seconds]}."""
+    from lema.bench import rotated
+    sync, out = (torch.cuda.synchronize if ctx.cuda else (lambda: None)), {k: [] for k in runs}
+    for r in range(rounds + 1):
+        for k in rotated(runs, r):
+            sync(); t = time.perf_counter(); runs[k](); sync()
+            if r: out[k].append(time.perf_counter() - t)
+    return out
+
 def lema_config(ctx, src, **kw):
     "The LemaConfig every check starts from (float32, r=4 on every linear); `device=None`: LemaConfig's own default."
     from lema import LemaConfig
@@ -840,7 +851,7 @@ def check_kept_speed(ctx, rec):
         from lema.bench import build_model
         src, dt, (B, T), rounds = build_model("smollm2-135m", "bfloat16", root=ctx.tmp), "bfloat16", (1, 512), 5
     else: src, dt, (B, T), rounds = base_dir(ctx), "float32", ctx.size["batch"], 2
-    targets, sync = ["q_proj", "v_proj"], (torch.cuda.synchronize if ctx.cuda else (lambda: None))
+    targets = ["q_proj", "v_proj"]
     V = json.loads(Path(src, "config.json").read_text())["vocab_size"]
     x = torch.randint(3, V, (B, T), generator=torch.Generator().manual_seed(0)).to(ctx.dev)
     prompt, gen = x[:1, :32], dict(max_new_tokens=32, min_new_tokens=32, do_sample=False, pad_token_id=0)
@@ -857,13 +868,7 @@ def check_kept_speed(ctx, rec):
         pm = get_peft_model(load(), LoraConfig(r=8, lora_alpha=16, target_modules=targets, lora_dropout=0.0))
         popt = torch.optim.AdamW([p for p in pm.parameters() if p.requires_grad], lr=LR)
         def peft_step(): pm(input_ids=x, labels=x).loss.backward(); popt.step(); popt.zero_grad()
-        def timed(runs: dict) -> dict:
-            out = {k: [] for k in runs}
-            for r in range(rounds + 1):  # the first round warms up
-                for k, f in runs.items():
-                    sync(); t = time.perf_counter(); f(); sync()
-                    if r: out[k].append(time.perf_counter() - t)
-            return {k: statistics.median(v) for k, v in out.items()}
+        timed = lambda runs: {k: statistics.median(v) for k, v in timed_rounds(ctx, runs, rounds).items()}
         pm.train()
         steps = timed(dict(lema=lambda: tr.train_step(x, labels=x, return_logits=False), peft=peft_step))
         pm.eval()
@@ -929,7 +934,7 @@ def check_seed_call_speed(ctx, rec):
     not asserted: on the CPU box a run's noise (about 9% either way) hid whether the checkpointed call is at or under
     1.00x, and a GPU's timings are steadier."""
     import statistics
-    from lema.bench import DEFAULTS, _lema_trainee, _peft_trainee, build_model, rotated
+    from lema.bench import DEFAULTS, _lema_trainee, _peft_trainee, build_model
     if ctx.cuda: src, dt, T, rounds = build_model("smollm2-135m-untied", "bfloat16", root=ctx.tmp), "bfloat16", 512, 5
     else: src, dt, T, rounds = base_dir(ctx), "float32", ctx.size["batch"][1], 2
     base = {**DEFAULTS, "device": ctx.dev, "dtype": dt, "rank": 16, "return_logits": True}
@@ -941,12 +946,7 @@ def check_seed_call_speed(ctx, rec):
             "lema-logits": lema()}  # every layer streamed through two slots
     V = json.loads(Path(src, "config.json").read_text())["vocab_size"]
     x = torch.randint(3, V, (1, T), generator=torch.Generator().manual_seed(0)).to(ctx.dev)
-    sync, times = (torch.cuda.synchronize if ctx.cuda else (lambda: None)), {k: [] for k in runs}
-    try:
-        for r in range(rounds + 1):  # the first round warms up
-            for k in rotated(list(runs), r):
-                sync(); t = time.perf_counter(); runs[k](x); sync()
-                if r: times[k].append(time.perf_counter() - t)
+    try: times = timed_rounds(ctx, {k: (lambda f=f: f(x)) for k, f in runs.items()}, rounds)
     finally:
         for f in runs.values():
             if getattr(f, "streamer", None) is not None: f.streamer.close()

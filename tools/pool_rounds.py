@@ -7,17 +7,14 @@ Usage:
   python tools/pool_rounds.py OUT.csv --run lema-logits --base peft-gc LABEL=A_rounds.csv,B_rounds.csv [LABEL=...]
 One row per LABEL (e.g. the code measured); OUT.csv is what GUIDE.md shows with `{{csv ...}}`.
 """
-import argparse
+import argparse, sys
+from pathlib import Path
 import pandas as pd
-
-def paired(path, run: str, base: str) -> pd.Series:
-    "The per-round ratio `run` / `base` of one rounds file."
-    d = pd.read_csv(path)
-    d = d[d.status == "ok"].pivot(index="round", columns="run", values="sec_per_step")
-    return (d[run] / d[base]).dropna()
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # lema from this checkout
+from lema.bench import paired_ratios  # the pairing `time_vs_*_paired` uses
 
 def pool(files, run: str, base: str) -> dict:
-    r = pd.concat([paired(f, run, base) for f in files], ignore_index=True)
+    r = pd.concat([paired_ratios(pd.read_csv(f), run, base) for f in files], ignore_index=True)
     return dict(runs=len(files), rounds=len(r), ratio_median=r.median(), ratio_q25=r.quantile(0.25),
                 ratio_q75=r.quantile(0.75), ratio_min=r.min(), ratio_max=r.max(), rounds_below_1=int((r < 1).sum()))
 
